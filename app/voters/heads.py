@@ -1,0 +1,46 @@
+"""The trainable parts: voter A's encoder + mean-pool + linear head, voter B's MLP head on frozen embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.voters.encoders import mean_pool
+
+
+class PooledClassifier(nn.Module):
+    """Encoder (LoRA-adapted while training) → mean pool over the mask → dropout → linear head.
+
+    Classifying from the mean-pooled output avoids the untrained BERT pooler (MODELS.md pitfall).
+    """
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> dict[str, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return {"logits": self.head(self.dropout(mean_pool(hidden, attention_mask)))}
+
+
+class MLPHead(nn.Module):
+    """Two-layer head over frozen sentence embeddings."""
+
+    def __init__(self, dim: int, num_labels: int, hidden: int = 256, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Dropout(0.1), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, num_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, label_weights: torch.Tensor,
+                 pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-label BCE where each label's term is scaled by its class weight (售后 2.0, 投诉 3.0, …)."""
+    per = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+    return (per * label_weights).sum(dim=1).mean() / label_weights.mean()

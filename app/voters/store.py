@@ -1,0 +1,126 @@
+"""Versioned voter storage: voters/<A|B>/<version>/ with meta.json, a CURRENT pointer, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from app.errors import ModelNotBuiltError
+from app.voters.base import Voter
+from app.voters.encoders import TextEncoder, check_model_path, load_encoder
+from app.voters.heads import MLPHead, PooledClassifier
+
+KIND_LORA = "lora-pooled"
+KIND_HEAD = "frozen-head"
+
+
+def new_version() -> str:
+    return time.strftime("v%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
+
+
+def current_version(voters_dir: Path, name: str) -> str | None:
+    pointer = voters_dir / name / "CURRENT"
+    return pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+
+
+def set_current(voters_dir: Path, name: str, version: str) -> None:
+    pointer = voters_dir / name / "CURRENT"
+    tmp = pointer.with_suffix(".tmp")
+    tmp.write_text(version + "\n", encoding="utf-8")
+    tmp.replace(pointer)
+
+
+def save_voter(voters_dir: Path, voter: Voter, write_weights: Callable[[Path], None]) -> Path:
+    """Write weights + meta.json into a temp dir, rename it to the version, then move CURRENT to it."""
+    final = voters_dir / voter.name / voter.version
+    tmp = voters_dir / voter.name / f".{voter.version}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_weights(tmp)
+    meta = {**voter.meta, "name": voter.name, "version": voter.version, "labels": voter.labels,
+            "temperature": voter.temperature, "thresholds": voter.thresholds}
+    (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.rename(final)
+    set_current(voters_dir, voter.name, voter.version)
+    return final
+
+
+def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        model.encoder.save_pretrained(str(path / "adapter"))
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(path / "head.safetensors"))
+
+    return write
+
+
+def head_writer(head: MLPHead) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path / "head.safetensors"))
+
+    return write
+
+
+def _read_meta(voters_dir: Path, name: str, version: str | None) -> tuple[Path, dict[str, Any]]:
+    version = version or current_version(voters_dir, name)
+    if version is None:
+        raise ModelNotBuiltError(f"voter {name} not trained in {voters_dir}: run `labelgate train`")
+    path = voters_dir / name / version
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelNotBuiltError(f"voter {name} {version} is missing or corrupt ({exc}): run `labelgate train`") from exc
+    return path, meta
+
+
+def pooled_logits_fn(tokenizer: Any, model: PooledClassifier, prefix: str,
+                     max_length: int) -> Callable[[Sequence[str]], np.ndarray]:
+    from app.voters.train import pooled_logits
+
+    return lambda texts: pooled_logits(tokenizer, model, texts, prefix=prefix, max_length=max_length)
+
+
+def head_logits_fn(encoder: TextEncoder, head: MLPHead) -> Callable[[Sequence[str]], np.ndarray]:
+    def logits(texts: Sequence[str]) -> np.ndarray:
+        with torch.inference_mode():
+            return head(torch.tensor(encoder.encode(texts))).numpy()
+
+    return logits
+
+
+def load_voter(voters_dir: Path, name: str, *, version: str | None = None, threads: int = 2) -> Voter:
+    """Load a saved voter (CURRENT unless a version is given); LoRA weights are merged for inference."""
+    from peft import PeftModel
+    from transformers import AutoModel, AutoTokenizer
+
+    path, meta = _read_meta(voters_dir, name, version)
+    labels = list(meta["labels"])
+    try:
+        head_state = load_file(str(path / "head.safetensors"))
+        if meta["kind"] == KIND_LORA:
+            check_model_path(meta["encoder"])
+            tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
+            base = AutoModel.from_pretrained(meta["encoder"])
+            merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
+            model = PooledClassifier(merged, base.config.hidden_size, len(labels))
+            model.head.load_state_dict(head_state)
+            model.eval()
+            fn = pooled_logits_fn(tokenizer, model, meta.get("prefix", ""), int(meta.get("max_length", 64)))
+        else:
+            encoder = load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
+            head = MLPHead(encoder.dim, len(labels), hidden=int(meta.get("hidden", 256)))
+            head.load_state_dict(head_state)
+            head.eval()
+            fn = head_logits_fn(encoder, head)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise ModelNotBuiltError(f"voter {name} at {path} cannot be loaded ({exc}): run `labelgate train`") from exc
+    return Voter(name=name, version=meta["version"], labels=labels, logits_fn=fn,
+                 temperature=float(meta["temperature"]), thresholds=dict(meta["thresholds"]), meta=meta)

@@ -1,0 +1,163 @@
+"""Training the two voters, deliberately differently (the seed's "two differently trained voters").
+
+Voter A: the encoder fine-tuned with LoRA (r=8 on query/value), mean-pooled, a linear head over fine+coarse labels,
+         class weights `weight` from taxonomy.yaml in a custom Trainer.compute_loss.
+Voter B: a frozen, different encoder (USE-multilingual CNN by default) with an MLP head, paraphrase-augmented rare
+         labels and class weights `weight_b`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from peft import LoraConfig, TaskType, get_peft_model
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers.optimization import get_linear_schedule_with_warmup
+
+from app.config import TrainSettings
+from app.data import Example
+from app.taxonomy import Taxonomy
+from app.voters.augment import augment_rare
+from app.voters.encoders import TextEncoder, check_model_path
+from app.voters.heads import MLPHead, PooledClassifier, weighted_bce
+
+log = logging.getLogger(__name__)
+
+
+def targets(examples: Sequence[Example], labels: Sequence[str]) -> np.ndarray:
+    """Multi-hot (n, labels) float32 matrix."""
+    index = {label: j for j, label in enumerate(labels)}
+    out = np.zeros((len(examples), len(labels)), dtype=np.float32)
+    for i, ex in enumerate(examples):
+        for label in ex.labels:
+            out[i, index[label]] = 1.0
+    return out
+
+
+def pos_weights(y: np.ndarray) -> torch.Tensor:
+    """sqrt(negatives / positives) per label, clipped to [1, 5]: rare labels are not drowned by zeros."""
+    pos = y.sum(0)
+    return torch.tensor(np.clip(np.sqrt((len(y) - pos) / np.maximum(pos, 1)), 1.0, 5.0), dtype=torch.float32)
+
+
+class WeightedTrainer(Trainer):
+    """Trainer whose loss is the class-weighted multi-label BCE (the seed's weighted LoRA fine-tuning)."""
+
+    def __init__(self, *args: Any, label_weights: torch.Tensor, pos_weight: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.label_weights = label_weights
+        self.pos_weight = pos_weight
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **_: Any) -> Any:
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs["logits"]
+        loss = weighted_bce(logits, labels.to(logits.dtype), self.label_weights.to(logits.device),
+                            self.pos_weight.to(logits.device))
+        return (loss, outputs) if return_outputs else loss
+
+
+class _Rows(torch.utils.data.Dataset[dict[str, Any]]):
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+
+def build_voter_a_model(encoder_spec: str, num_labels: int, cfg: TrainSettings) -> tuple[Any, PooledClassifier]:
+    check_model_path(encoder_spec)
+    tokenizer = AutoTokenizer.from_pretrained(encoder_spec)
+    base = AutoModel.from_pretrained(encoder_spec)
+    lora = LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=0.1, target_modules=["query", "value"])
+    model = PooledClassifier(get_peft_model(base, lora), base.config.hidden_size, num_labels)
+    return tokenizer, model
+
+
+def pooled_logits(tokenizer: Any, model: PooledClassifier, texts: Sequence[str], *, prefix: str,
+                  max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Logits of a PooledClassifier in eval mode, batched by length."""
+    model.eval()
+    order = np.argsort([len(t) for t in texts])
+    out = np.zeros((len(texts), model.head.out_features), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=max_length, return_tensors="pt")
+            out[idx] = model(batch["input_ids"], batch["attention_mask"])["logits"].numpy()
+    return out
+
+
+def train_voter_a(train: Sequence[Example], taxonomy: Taxonomy, *, encoder_spec: str, prefix: str,
+                  cfg: TrainSettings) -> tuple[Any, PooledClassifier]:
+    """LoRA fine-tuning with the class-weighted loss; returns (tokenizer, trained model)."""
+    torch.manual_seed(cfg.seed)
+    labels = taxonomy.ids
+    tokenizer, model = build_voter_a_model(encoder_spec, len(labels), cfg)
+    y = targets(train, labels)
+    rows = []
+    for ex, target in zip(train, y, strict=True):
+        enc = tokenizer(prefix + ex.text, truncation=True, max_length=cfg.max_length)
+        rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": target.tolist()})
+    head_params = list(model.head.parameters())
+    lora_params = [p for n, p in model.encoder.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr_lora},
+                                   {"params": head_params, "lr": cfg.lr_head}], weight_decay=0.01)
+    steps = cfg.epochs_a * -(-len(rows) // cfg.batch_size)
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 15), steps)
+    with tempfile.TemporaryDirectory(prefix="labelgate-train-") as tmp:
+        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=cfg.batch_size,
+                                 num_train_epochs=cfg.epochs_a, save_strategy="no", report_to=[], use_cpu=True,
+                                 seed=cfg.seed, remove_unused_columns=False, logging_steps=max(1, steps // 10),
+                                 dataloader_num_workers=0)
+        trainer = WeightedTrainer(model=model, args=args, train_dataset=_Rows(rows),
+                                  data_collator=DataCollatorWithPadding(tokenizer), optimizers=(optimizer, scheduler),
+                                  label_weights=torch.tensor([taxonomy[x].weight for x in labels]),
+                                  pos_weight=pos_weights(y))
+        trainer.train()
+    model.eval()
+    return tokenizer, model
+
+
+def train_voter_b(train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, *, encoder: TextEncoder,
+                  cfg: TrainSettings) -> MLPHead:
+    """MLP head on frozen embeddings of the augmented train set; keeps the epoch with the best dev loss."""
+    torch.manual_seed(cfg.seed)
+    labels = taxonomy.ids
+    augmented = augment_rare(train, below=cfg.augment_rare_below, seed=cfg.seed)
+    log.info("voter B: %d rows after augmenting rare labels (%d original)", len(augmented), len(train))
+    x = torch.tensor(encoder.encode([ex.text for ex in augmented]))
+    y_np = targets(augmented, labels)
+    y = torch.tensor(y_np)
+    x_dev, y_dev = torch.tensor(encoder.encode([ex.text for ex in dev])), torch.tensor(targets(dev, labels))
+    head = MLPHead(x.shape[1], len(labels))
+    weights = torch.tensor([taxonomy[label].weight_b for label in labels])
+    pos_weight = pos_weights(y_np)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr_head, weight_decay=1e-3)
+    best, best_state = float("inf"), {k: v.clone() for k, v in head.state_dict().items()}
+    for epoch in tqdm(range(cfg.epochs_b), desc="voter B", unit="epoch", leave=False):
+        head.train()
+        for batch in torch.randperm(len(x)).split(128):
+            optimizer.zero_grad()
+            weighted_bce(head(x[batch]), y[batch], weights, pos_weight).backward()
+            optimizer.step()
+        if epoch % 5 == 4 or epoch == cfg.epochs_b - 1:
+            head.eval()
+            with torch.inference_mode():
+                loss = float(weighted_bce(head(x_dev), y_dev, weights, pos_weight))
+            if loss < best:
+                best, best_state = loss, {k: v.clone() for k, v in head.state_dict().items()}
+    head.load_state_dict(best_state)
+    head.eval()
+    return head
