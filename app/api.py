@@ -1,0 +1,113 @@
+"""The Python API chat services call: Assistant.ask / pending_reviews / resume."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+
+from app.components import Components
+from app.config import Settings, load_settings
+from app.errors import InputError, ReviewError
+from app.reviews import validate_resume
+from app.textutil import clean_query
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One turn's outcome. While a review is pending, `answer` is empty and `review` holds the reviewer's payload."""
+
+    thread_id: str
+    query: str
+    answer: str
+    citations: list[str]
+    labels: list[str]
+    label_source: str
+    decision: str
+    route: str
+    reasons: list[str]
+    pending_review: bool
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    review: dict[str, Any] = field(default_factory=dict)
+    votes: dict[str, Any] = field(default_factory=dict)
+    filter_used: dict[str, Any] = field(default_factory=dict)
+    widened: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PendingReview:
+    thread_id: str
+    query: str
+    payload: dict[str, Any]
+
+
+def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any]) -> Answer:
+    pending = bool(interrupts)
+    docs = [{"id": d["doc_id"], "chunk": d["id"], "score": d["scores"].get("fused", d["scores"]["semantic"]),
+             "title": d["title"], "text": d["text"], "labels": d["labels"], "stage": d["stage"], "scores": d["scores"]}
+            for d in values.get("docs", [])]
+    return Answer(thread_id=thread_id, query=values.get("query", ""), answer="" if pending else values.get("answer", ""),
+                  citations=[] if pending else values.get("citations", []), labels=values.get("labels", []),
+                  label_source=values.get("label_source", ""), decision=values.get("decision", ""),
+                  route=values.get("route", ""), reasons=values.get("reasons", []), pending_review=pending,
+                  docs=[] if pending else docs,
+                  review=interrupts[0].value if pending else values.get("review", {}), votes=values.get("votes", {}),
+                  filter_used=values.get("filter_used", {}), widened=bool(values.get("widened", False)))
+
+
+class Assistant:
+    """One compiled graph shared by many threads; models are loaded once, when the Assistant is built."""
+
+    def __init__(self, components: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> None:
+        from graph.builder import build_graph, sqlite_checkpointer
+
+        self.components = components
+        self.checkpointer = checkpointer or sqlite_checkpointer(components.settings)
+        self.graph = build_graph(components, checkpointer=self.checkpointer)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Assistant:
+        return cls(Components.load(settings or load_settings()))
+
+    def _config(self, thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}, "run_name": "labelgate"}
+
+    def _result(self, thread_id: str) -> Answer:
+        snapshot = self.graph.get_state(self._config(thread_id))
+        return _answer(thread_id, dict(snapshot.values), list(snapshot.interrupts))
+
+    def ask(self, query: str, thread_id: str | None = None, *, user: str | None = None) -> Answer:
+        """Run one query through the graph; returns the answer, or a pending review (answer empty)."""
+        clean_query(query, self.components.settings.max_query_chars)  # raise InputError before any work
+        thread_id = thread_id or uuid.uuid4().hex
+        if self.graph.get_state(self._config(thread_id)).interrupts:
+            raise InputError(f"thread {thread_id} is waiting for a review: resolve it before asking again")
+        payload: dict[str, Any] = {"query": query} | ({"user": user} if user else {})
+        self.graph.invoke(payload, self._config(thread_id))
+        return self._result(thread_id)
+
+    def pending_reviews(self) -> list[PendingReview]:
+        """Threads paused at review, oldest first (read from the checkpointer; survives restarts)."""
+        seen: dict[str, None] = {}
+        for checkpoint in self.checkpointer.list(None):
+            seen.setdefault(checkpoint.config["configurable"]["thread_id"], None)
+        pending = []
+        for thread_id in reversed(list(seen)):
+            snapshot = self.graph.get_state(self._config(thread_id))
+            if snapshot.interrupts:
+                pending.append(PendingReview(thread_id, snapshot.values.get("query", ""), snapshot.interrupts[0].value))
+        return pending
+
+    def resume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
+        """Confirm labels for a paused thread (validated against the taxonomy) and finish its run."""
+        validate_resume({"labels": labels, "reviewer": reviewer}, self.components.taxonomy)
+        if not self.graph.get_state(self._config(thread_id)).interrupts:
+            raise ReviewError(f"thread {thread_id} has no pending review")
+        self.graph.invoke(Command(resume={"labels": labels, "reviewer": reviewer}), self._config(thread_id))
+        return self._result(thread_id)

@@ -1,0 +1,159 @@
+"""Thin CLI: each command parses arguments and calls one library function. Errors exit 2 with a clear message."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from app.config import Settings, load_settings
+from app.errors import LabelgateError
+
+T = TypeVar("T")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="labelgate: label-gated RAG against semantic drift")
+models_app = typer.Typer(no_args_is_help=True, help="offline models")
+review_app = typer.Typer(no_args_is_help=True, help="pending human reviews")
+app.add_typer(models_app, name="models")
+app.add_typer(review_app, name="review")
+_state: dict[str, Any] = {}
+
+
+@app.callback()
+def _main(config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _state["config"] = config
+
+
+def _settings() -> Settings:
+    return load_settings(_state.get("config"))
+
+
+def _run(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except LabelgateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _assistant() -> Any:
+    from app.api import Assistant
+
+    return Assistant.from_settings(_settings())
+
+
+@models_app.command("build")
+def models_build(force: Annotated[bool, typer.Option(help="rebuild even when up to date")] = False) -> None:
+    """Build the offline encoder checkpoint into the model cache (idempotent)."""
+    from app.models import build_models
+
+    paths = _run(lambda: build_models(_settings().model_dir, force=force))
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def train(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Train voter A (LoRA) and voter B (frozen USE + head), calibrate on dev, score on test, save a new version."""
+    from app.training import train_voters
+
+    report = _run(lambda: train_voters(_settings()))
+    if as_json:
+        _print_json(report)
+        return
+    test = report["test"]
+    typer.echo(f"version {report['version']}  (train seconds: A {report['train_seconds']['A']}, "
+               f"B {report['train_seconds']['B']})")
+    for name, m in test["voters"].items():
+        typer.echo(f"voter {name}: accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+    typer.echo(f"agreement {test['agreement']:.3f}  auto coverage {test['auto_coverage']:.3f}  "
+               f"auto precision {test['auto_precision']:.3f}  (test rows {test['rows']})")
+
+
+@app.command()
+def index(docs: Annotated[Path | None, typer.Option(help="docs.jsonl (default: data/kb/docs.jsonl)")] = None) -> None:
+    """Index the knowledge base into Chroma (idempotent: unchanged chunks are skipped)."""
+    from app.indexing import index_knowledge_base
+
+    _print_json(_run(lambda: index_knowledge_base(_settings(), docs_path=docs)))
+
+
+@app.command()
+def ask(query: str, thread: Annotated[str | None, typer.Option(help="thread id (default: new)")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Ask one question through the graph."""
+    answer = _run(lambda: _assistant().ask(query, thread_id=thread))
+    out = {"thread_id": answer.thread_id, "answer": answer.answer, "labels": answer.labels,
+           "label_source": answer.label_source, "decision": answer.decision, "route": answer.route,
+           "reasons": answer.reasons, "pending_review": answer.pending_review, "citations": answer.citations,
+           "filter_used": answer.filter_used, "widened": answer.widened,
+           "docs": [{k: d[k] for k in ("id", "score", "title", "labels", "stage", "scores")} for d in answer.docs],
+           "review": answer.review if answer.pending_review else {}}
+    if as_json:
+        _print_json(out)
+        return
+    typer.echo(f"labels: {', '.join(answer.labels) or '-'}  decision: {answer.decision}  route: {answer.route}")
+    typer.echo(f"reasons: {', '.join(answer.reasons)}")
+    if answer.pending_review:
+        typer.echo(f"waiting for review (thread {answer.thread_id}); candidates: "
+                   + ", ".join(row["label"] for row in answer.review.get("candidates", [])))
+        typer.echo(f"resolve with: labelgate review resolve {answer.thread_id} --labels <a,b> --reviewer <name>")
+        return
+    typer.echo(f"docs: {', '.join(d['id'] for d in answer.docs)}")
+    typer.echo(answer.answer)
+
+
+@review_app.command("list")
+def review_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List threads waiting for a reviewer."""
+    pending = _run(lambda: _assistant().pending_reviews())
+    if as_json:
+        _print_json([{"thread_id": p.thread_id, "query": p.query, **p.payload} for p in pending])
+        return
+    if not pending:
+        typer.echo("no pending reviews")
+    for p in pending:
+        cands = ", ".join(f"{row['label']}({row['score']:.2f})" for row in p.payload.get("candidates", []))
+        typer.echo(f"{p.thread_id}  {p.query}\n    candidates: {cands}\n    reasons: {', '.join(p.payload['reasons'])}")
+
+
+@review_app.command("resolve")
+def review_resolve(thread_id: str, labels: Annotated[str, typer.Option(help="comma-separated label ids")],
+                   reviewer: Annotated[str, typer.Option(help="who confirms")],
+                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Confirm the labels of a paused thread and finish its run."""
+    chosen = [x.strip() for x in labels.replace("，", ",").split(",") if x.strip()]
+    answer = _run(lambda: _assistant().resume(thread_id, labels=chosen, reviewer=reviewer))
+    if as_json:
+        _print_json(answer.to_dict())
+        return
+    typer.echo(f"labels: {', '.join(answer.labels)} (reviewed by {reviewer})")
+    typer.echo(answer.answer)
+
+
+@app.command()
+def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The seed's drift example and sample questions, through the real graph."""
+    from app.demo import format_demo, run_demo
+
+    result = _run(lambda: run_demo(_assistant()))
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(format_demo(result))
+
+
+def main() -> None:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app(prog_name="labelgate")

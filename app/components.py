@@ -1,0 +1,50 @@
+"""Everything the graph's nodes need, loaded once (the explicit warm-up): taxonomy, rules, voters, KB, LLM."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from app.config import Settings
+from app.data import DemoData
+from app.kb import KnowledgeBase, make_client
+from app.llm import make_chat_model
+from app.rules import RuleSet
+from app.taxonomy import Taxonomy
+from app.voters.base import Voter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    taxonomy: Taxonomy
+    rules: RuleSet
+    voters: list[Voter]
+    kb: KnowledgeBase
+    llm: BaseChatModel | None
+
+    @classmethod
+    def load(cls, settings: Settings, *, client: Any = None) -> Components:
+        """Load models and open stores; errors name the command that builds what is missing."""
+        import torch
+
+        from app.voters.encoders import HFEncoder
+        from app.voters.store import load_voter
+
+        torch.set_num_threads(settings.threads)
+        data = DemoData(settings.data_dir)
+        taxonomy = Taxonomy.load(data.taxonomy)
+        voters = [load_voter(settings.voters_dir, name, threads=settings.threads) for name in ("A", "B")]
+        for voter in voters:
+            if voter.labels != taxonomy.ids:
+                log.warning("voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`",
+                            voter.name)
+        embedder = HFEncoder(settings.embedder_id)
+        kb = KnowledgeBase.open(client or make_client(settings), settings.collection, embedder,
+                                query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix)
+        return cls(settings, taxonomy, RuleSet.load(data.rules, taxonomy), voters, kb, make_chat_model(settings))

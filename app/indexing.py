@@ -1,0 +1,44 @@
+"""`labelgate index`: the demo knowledge base into Chroma, docs without labels labelled by the voters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+from app.data import DemoData, load_docs
+from app.decision import vote
+from app.kb import KnowledgeBase, Labeler, make_client
+from app.taxonomy import Taxonomy
+from app.voters.base import Voter
+
+
+def voter_labeler(voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings) -> Labeler:
+    """Chunk labels from the two voters: the agreed labels, or every label either voter accepts when they differ."""
+
+    def label(texts: Sequence[str]) -> list[list[str]]:
+        outs = [voter.outputs(texts) for voter in voters]
+        return [vote(a, b, taxonomy, min_margin=settings.vote.min_margin,
+                     min_fine_agreement=settings.vote.min_fine_agreement).labels for a, b in zip(*outs, strict=True)]
+
+    return label
+
+
+def index_knowledge_base(settings: Settings, *, docs_path: Path | None = None, kb: KnowledgeBase | None = None,
+                         voters: Sequence[Voter] | None = None) -> dict[str, Any]:
+    """Sync the collection with the docs file (idempotent); returns counts."""
+    from app.voters.encoders import HFEncoder
+    from app.voters.store import load_voter
+
+    data = DemoData(settings.data_dir)
+    taxonomy = Taxonomy.load(data.taxonomy)
+    docs = load_docs(docs_path or data.docs, taxonomy)
+    if kb is None:
+        kb = KnowledgeBase.open(make_client(settings), settings.collection, HFEncoder(settings.embedder_id),
+                                query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix)
+    labeler = None
+    if any(not doc.labels for doc in docs):
+        voters = voters or [load_voter(settings.voters_dir, name, threads=settings.threads) for name in ("A", "B")]
+        labeler = voter_labeler(voters, taxonomy, settings)
+    return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler) | {"total": kb.count()}

@@ -1,0 +1,44 @@
+"""Query cleaning at the edges, and Chinese keyword terms for rerank."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from app.errors import InputError
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_STOP = set("的了吗呢啊吧呀是我你他她它们这那有在和与或及就都也还要会能可以怎么什么吗？?，,。.!！、 ：:；;（）()")
+
+
+def clean_query(text: object, max_chars: int) -> tuple[str, list[str]]:
+    """Strip control characters and surrounding space, cap the length; (clean text, flags). Empty → InputError."""
+    if not isinstance(text, str):
+        raise InputError(f"query must be a string, got {type(text).__name__}")
+    flags: list[str] = []
+    cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if cleaned != text.strip():
+        flags.append("control_chars_stripped")
+    if not cleaned:
+        raise InputError("query is empty (or only whitespace/control characters)")
+    if len(cleaned) > max_chars:
+        cleaned = cleaned[:max_chars]
+        flags.append(f"query_truncated:{max_chars}")
+    return cleaned, flags
+
+
+@lru_cache(maxsize=1)
+def _jieba():  # type: ignore[no-untyped-def]
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def terms(text: str) -> list[str]:
+    """Distinct content words (jieba for Chinese, lower-cased words for Latin), stop words dropped."""
+    words = (w.strip().lower() for w in _jieba().lcut(text))
+    return list(dict.fromkeys(w for w in words if w and w not in _STOP and not (len(w) == 1 and w in _STOP)))

@@ -1,0 +1,70 @@
+"""The whole labelgate machine on one screen.
+
+START → classify → vote ─auto──────────────────────────────→ retrieve → rerank → answer → END
+                       └escalate→ extract → rules ─confirmed──↗
+                                                 └unconfirmed→ review (interrupt) ↗
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from app.components import Components
+from app.config import Settings
+from graph.routing import after_rules, after_vote
+from graph.state import InputState, State
+from nodes.answer import Answer
+from nodes.classify import Classify
+from nodes.extract import Extract
+from nodes.rerank import Rerank
+from nodes.retrieve import Retrieve
+from nodes.review import Review
+from nodes.rules import Rules
+from nodes.vote import Vote
+
+
+def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph:
+    s = c.settings
+    g = StateGraph(State, input_schema=InputState)
+    g.add_node("classify", Classify(c.voters, max_query_chars=s.max_query_chars))
+    g.add_node("vote", Vote(c.taxonomy, s.vote))
+    g.add_node("extract", Extract(c.llm, c.taxonomy))
+    g.add_node("rules", Rules(c.rules, c.taxonomy))
+    g.add_node("review", Review(c.taxonomy))
+    g.add_node("retrieve", Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k))
+    g.add_node("rerank", Rerank(c.taxonomy, s.rerank, top_k=s.top_k))
+    g.add_node("answer", Answer(c.llm))
+    g.add_edge(START, "classify")
+    g.add_edge("classify", "vote")
+    g.add_conditional_edges("vote", after_vote, ["retrieve", "extract"])
+    g.add_edge("extract", "rules")
+    g.add_conditional_edges("rules", after_rules, ["retrieve", "review"])
+    g.add_edge("review", "retrieve")
+    g.add_edge("retrieve", "rerank")
+    g.add_edge("rerank", "answer")
+    g.add_edge("answer", END)
+    return g.compile(checkpointer=checkpointer, name="labelgate")
+
+
+def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
+    """The default checkpointer: a SQLite file in the state dir; every review pause survives restarts."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return SqliteSaver(sqlite3.connect(settings.checkpoint_db, check_same_thread=False))
+
+
+def __getattr__(name: str) -> Any:
+    """`graph` for langgraph.json / Studio, built lazily on first access (the server brings its own persistence)."""
+    if name == "graph":
+        from app.config import load_settings
+
+        compiled = build_graph(Components.load(load_settings()))
+        globals()["graph"] = compiled
+        return compiled
+    raise AttributeError(name)

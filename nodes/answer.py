@@ -1,0 +1,54 @@
+"""answer: a grounded answer citing doc ids; with no LLM (or a failing one) the cited passages, labelled as such."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+import prompts
+from app.llm import message_text
+from graph.state import DocRecord, State, add_reasons
+
+log = logging.getLogger(__name__)
+NO_DOCS = "抱歉，知识库中没有找到与您的问题相关的资料。已为您记录，可转接人工客服继续处理。"
+PASSAGES_HEADER = "（以下为知识库原文摘录，未经大模型生成）"
+
+
+def passages_answer(docs: list[DocRecord]) -> str:
+    return "\n".join([PASSAGES_HEADER, *(f"[{doc['doc_id']}] {doc['text']}" for doc in docs)])
+
+
+def cited_ids(text: str, docs: list[DocRecord]) -> list[str]:
+    """Doc ids the answer cites in [brackets] that really were among the docs, in first-cited order."""
+    known = {doc["doc_id"] for doc in docs}
+    return list(dict.fromkeys(x for x in re.findall(r"\[([^\[\]\s]{1,40})\]", text) if x in known))
+
+
+class Answer:
+    def __init__(self, llm: BaseChatModel | None) -> None:
+        self.llm = llm
+        self.system = prompts.load("answer")
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        docs = state.get("docs", [])
+        if not docs:
+            return {"answer": NO_DOCS, "answer_kind": "no_docs", "citations": [],
+                    "reasons": add_reasons(state, "answer:no_docs_offer_human")}
+        passages = {"answer": passages_answer(docs), "answer_kind": "passages",
+                    "citations": list(dict.fromkeys(doc["doc_id"] for doc in docs))}
+        if self.llm is None:
+            return passages | {"reasons": add_reasons(state, "answer:passages_llm_not_configured")}
+        context = "\n".join(f"[{doc['doc_id']}] {doc['title']}：{doc['text']}" for doc in docs)
+        system = self.system.format(labels="、".join(state.get("labels", [])) or "未知", docs=context)
+        try:
+            text = message_text(self.llm.invoke([SystemMessage(system), HumanMessage(state["query"])])).strip()
+        except Exception as exc:  # network, timeout, server error
+            log.warning("answer LLM failed: %s", exc)
+            return passages | {"reasons": add_reasons(state, f"answer:passages_llm_unavailable:{type(exc).__name__}")}
+        if not text:
+            return passages | {"reasons": add_reasons(state, "answer:passages_llm_empty")}
+        return {"answer": text, "answer_kind": "llm", "citations": cited_ids(text, docs)}

@@ -1,0 +1,76 @@
+"""extract: the LLM proposes labels (bound to the taxonomy by a JSON schema enum) and entities.
+
+LLM output is untrusted: parsed, schema-checked, taxonomy-checked. Invalid output gets one retry with the error;
+then, like an unreachable or unconfigured LLM, an explicit fallback recorded in `reasons` (→ review).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+import prompts
+from app.llm import message_text, parse_json_object
+from app.taxonomy import Taxonomy
+from graph.state import State, add_reasons
+
+log = logging.getLogger(__name__)
+ENTITY_TYPES = ("product", "order_id", "date", "price", "store")
+
+
+def response_format(taxonomy: Taxonomy) -> dict[str, Any]:
+    entity = {"type": "object", "additionalProperties": False, "required": ["type", "value"],
+              "properties": {"type": {"type": "string", "enum": list(ENTITY_TYPES)}, "value": {"type": "string"}}}
+    schema = {"type": "object", "additionalProperties": False, "required": ["labels", "entities"],
+              "properties": {"labels": {"type": "array", "items": {"type": "string", "enum": taxonomy.ids},
+                                        "minItems": 1, "maxItems": 3},
+                             "entities": {"type": "array", "items": entity, "maxItems": 5}}}
+    return {"type": "json_schema", "json_schema": {"name": "labels", "strict": True, "schema": schema}}
+
+
+def validate_extraction(raw: str, taxonomy: Taxonomy) -> tuple[list[str], list[str], dict[str, str]]:
+    """(known labels, dropped unknown labels, entities); ValueError when the reply is not the expected shape."""
+    data = parse_json_object(raw)
+    labels = data.get("labels")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ValueError("'labels' must be a list of strings")
+    known, unknown = taxonomy.split_known(x.strip() for x in labels)
+    entities: dict[str, str] = {}
+    for item in data.get("entities") or []:
+        if isinstance(item, dict) and item.get("type") in ENTITY_TYPES and isinstance(item.get("value"), str):
+            entities.setdefault(item["type"], item["value"][:100])
+    return known, unknown, entities
+
+
+class Extract:
+    def __init__(self, llm: BaseChatModel | None, taxonomy: Taxonomy) -> None:
+        self.llm = llm.bind(response_format=response_format(taxonomy)) if llm is not None else None
+        self.taxonomy = taxonomy
+        table = "\n".join(f"- {x.id}：{x.description}" for x in taxonomy.labels)
+        self.system = prompts.load("extract").format(labels=table)
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        if self.llm is None:
+            return {"llm_labels": [], "entities": {}, "reasons": add_reasons(state, "extract_skipped:llm_not_configured")}
+        messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(state["query"])]
+        for attempt in range(2):
+            try:
+                reply = self.llm.invoke(messages)
+            except Exception as exc:  # network, timeout, server error: all mean "LLM unavailable"
+                log.warning("extractor LLM failed: %s", exc)
+                return {"llm_labels": [], "entities": {},
+                        "reasons": add_reasons(state, f"extract_skipped:llm_unavailable:{type(exc).__name__}")}
+            text = message_text(reply)
+            try:
+                known, unknown, entities = validate_extraction(text, self.taxonomy)
+            except ValueError as exc:
+                messages += [AIMessage(text), HumanMessage(f"上次输出无效（{exc}）。请只输出符合格式的 JSON。")]
+                continue
+            extra = [f"llm_dropped_unknown:{len(unknown)}"] if unknown else []
+            retry = ["llm_retried"] if attempt else []
+            return {"llm_labels": self.taxonomy.expand(known), "entities": entities,
+                    "reasons": add_reasons(state, *retry, *extra)}
+        return {"llm_labels": [], "entities": {}, "reasons": add_reasons(state, "extract_skipped:llm_invalid_output")}

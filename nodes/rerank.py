@@ -1,0 +1,47 @@
+"""rerank: one explained score per doc = semantic similarity + label match + keyword overlap (weights in settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import RerankWeights
+from app.ranking import fuse, keyword_overlap, label_match, minmax
+from app.taxonomy import Taxonomy
+from app.textutil import terms
+from graph.state import State
+
+
+def query_label_probs(state: State) -> dict[str, float]:
+    """The voters' mean probability per label; labels fixed by a person, the LLM or the voters count as 1.0."""
+    votes = list(state.get("votes", {}).values())
+    probs: dict[str, float] = {}
+    for rec in votes:
+        for label, p in rec["probs"].items():
+            probs[label] = probs.get(label, 0.0) + p / len(votes)
+    for label in state.get("labels", []):
+        probs[label] = 1.0
+    return probs
+
+
+class Rerank:
+    def __init__(self, taxonomy: Taxonomy, weights: RerankWeights, *, top_k: int) -> None:
+        self.taxonomy = taxonomy
+        self.weights = weights.model_dump()
+        self.top_k = top_k
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        docs = state.get("docs", [])
+        if not docs:
+            return {"docs": []}
+        probs = query_label_probs(state)
+        query_terms = terms(state["query"])
+        semantic = minmax([doc["scores"]["semantic"] for doc in docs])
+        ranked = []
+        for doc, sem in zip(docs, semantic, strict=True):
+            lab = label_match(doc["labels"], probs, self.taxonomy)
+            kw = keyword_overlap(query_terms, terms(doc["title"] + " " + doc["text"]))
+            scores = {**doc["scores"], "semantic_norm": round(sem, 4), "label": round(lab, 4), "keyword": round(kw, 4),
+                      "fused": round(fuse(sem, lab, kw, weights=self.weights), 4)}
+            ranked.append({**doc, "scores": scores})
+        ranked.sort(key=lambda doc: -doc["scores"]["fused"])
+        return {"docs": ranked[: self.top_k]}

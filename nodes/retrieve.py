@@ -1,0 +1,47 @@
+"""retrieve: Chroma search pre-filtered by the final labels, widening fine → coarse → unfiltered below k hits."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.kb import Hit, KnowledgeBase, KnowledgeBaseError
+from app.ranking import filter_plan, widen
+from app.taxonomy import Taxonomy
+from graph.state import State, add_reasons
+
+log = logging.getLogger(__name__)
+
+
+class Retrieve:
+    def __init__(self, kb: KnowledgeBase, taxonomy: Taxonomy, *, top_k: int, fetch_k: int) -> None:
+        self.kb = kb
+        self.taxonomy = taxonomy
+        self.top_k = top_k
+        self.fetch_k = max(fetch_k, top_k)
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        stages = filter_plan(state.get("labels", []), self.taxonomy)
+        try:
+            vector = self.kb.embed_query(state["query"])
+            stage_hits: list[list[tuple[str, Hit]]] = []
+            for stage in stages:
+                hits = self.kb.search(vector, where=stage.where, n=self.fetch_k)
+                stage_hits.append([(stage.name, hit) for hit in hits])
+                if len({hit.id for found in stage_hits for _, hit in found}) >= self.top_k:
+                    break
+        except KnowledgeBaseError as exc:
+            log.warning("retrieval failed: %s", exc)
+            return {"docs": [], "filter_used": {}, "widened": False,
+                    "reasons": add_reasons(state, "retrieve_failed:kb_unavailable")}
+        merged, last = widen(stage_hits, self.top_k, key=lambda pair: pair[1].id)
+        used = stages[min(last, len(stage_hits) - 1)]
+        docs = [{"id": hit.id, "doc_id": hit.doc_id, "title": hit.title, "text": hit.text, "labels": hit.labels,
+                 "stage": stage, "scores": {"semantic": hit.similarity}} for stage, hit in merged]
+        reasons = [] if docs else ["retrieve_empty:kb_has_no_docs"]
+        widened = last > 0
+        if widened:
+            reasons.append(f"widened_to:{used.name}")
+        return {"docs": docs, "widened": widened, "reasons": add_reasons(state, *reasons),
+                "filter_used": {"stage": stages[0].name, "labels": list(stages[0].labels),
+                                "widened_to": used.name if widened else None}}

@@ -1,0 +1,36 @@
+"""review: pause for a person with interrupt(); the checkpointer persists the pause across restarts.
+
+Resume with Command(resume={"labels": [...], "reviewer": "..."}). An invalid resume value pauses again with the
+error in the payload, so nothing a reviewer sends can crash the run or slip labels past the taxonomy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.types import interrupt
+
+from app.errors import ReviewError
+from app.reviews import review_payload, validate_resume
+from app.taxonomy import Taxonomy
+from graph.state import State, add_reasons
+
+
+class Review:
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        error = None
+        while True:
+            value = interrupt(review_payload(dict(state), self.taxonomy, error))
+            try:
+                labels, reviewer = validate_resume(value, self.taxonomy)
+                break
+            except ReviewError as exc:
+                error = str(exc)
+        review = {"status": "resolved", "reviewer": reviewer, "labels": labels,
+                  "mode": self.taxonomy.review_mode(labels), "resolved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        return {"labels": labels, "label_source": "human", "route": "reviewed", "review": review,
+                "reasons": add_reasons(state, f"reviewed_by:{reviewer}")}

@@ -1,0 +1,28 @@
+"""vote: the pure decision policy of app.decision applied to the two voters' records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import VoteSettings
+from app.decision import VoterOutput, vote
+from app.taxonomy import Taxonomy
+from graph.state import State, add_reasons
+
+
+class Vote:
+    def __init__(self, taxonomy: Taxonomy, policy: VoteSettings) -> None:
+        self.taxonomy = taxonomy
+        self.policy = policy
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        a, b = (VoterOutput(name, rec["probs"], rec["thresholds"], rec["version"])
+                for name, rec in sorted(state["votes"].items()))
+        result = vote(a, b, self.taxonomy, min_margin=self.policy.min_margin,
+                      min_fine_agreement=self.policy.min_fine_agreement)
+        update: dict[str, Any] = {"decision": result.decision, "confidence": round(result.confidence, 4),
+                                  "candidates": result.candidates, "reasons": add_reasons(state, *result.reasons),
+                                  "route": "auto" if result.decision == "auto" else "escalate"}
+        if result.decision == "auto":
+            update |= {"labels": result.labels, "label_source": "voters"}
+        return update

@@ -1,0 +1,112 @@
+"""Shared fixtures: the demo taxonomy, tiny random-init encoders, keyword voters, an ephemeral Chroma KB."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ["LANGSMITH_TRACING"] = "false"
+
+from app.config import Settings  # noqa: E402
+from app.taxonomy import Taxonomy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return Taxonomy.load(ROOT / "data" / "taxonomy.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        from app.testing import build_tiny_encoder
+    except ImportError:  # TEMP
+        return Path("/tmp/lg/tiny")
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"), seed=0)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=ROOT / "data", home=tmp_path / "home", model_dir=tmp_path / "models", top_k=3,
+                    fetch_k=6)
+
+
+@pytest.fixture()
+def chroma_client() -> Iterator[object]:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True))
+    yield client
+
+
+@pytest.fixture()
+def collection_name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+KEYWORDS_A = {"屏幕": ["屏幕", "碎屏", "屏"], "保修政策": ["保修"], "电池": ["电池", "续航"], "活动优惠": ["活动", "优惠"],
+              "以旧换新": ["以旧换新", "旧机"], "服务态度": ["态度"], "其他": ["天气", "股票"]}
+KEYWORDS_B = {**KEYWORDS_A, "维修进度": ["进度", "修好"], "电池": ["电池"]}
+
+
+def keyword_voter(name: str, taxonomy: Taxonomy, keywords: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    """A deterministic voter double: logit +4 for a label whose keyword occurs (parents follow), else -4."""
+    import numpy as np
+
+    from app.voters.base import Voter
+
+    def logits(texts):  # type: ignore[no-untyped-def]
+        out = np.full((len(texts), len(taxonomy.ids)), -4.0, dtype=np.float32)
+        for i, text in enumerate(texts):
+            for label, words in keywords.items():
+                if any(w in text for w in words):
+                    out[i, taxonomy.index(label)] = 4.0
+                    out[i, taxonomy.index(taxonomy.coarse_of(label))] = 4.0
+        return out
+
+    return Voter(name, "test-1", taxonomy.ids, logits, thresholds=dict.fromkeys(taxonomy.ids, 0.5))
+
+
+@pytest.fixture()
+def voters(taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
+    return [keyword_voter("A", taxonomy, KEYWORDS_A), keyword_voter("B", taxonomy, KEYWORDS_B)]
+
+
+SEED_DOCS = [("D1", "屏幕损坏属于保修范围，可免费更换一次。", ["屏幕", "保修政策"]),
+             ("D2", "保修期内非人为损坏的屏幕可以免费维修。", ["屏幕", "保修政策"]),
+             ("D3", "电池和屏幕问题请携带发票到指定门店维修。", ["电池", "屏幕"]),
+             ("D4", "购买新款手机可享以旧换新活动。", ["以旧换新", "活动优惠"]),
+             ("D5", "购买旗舰手机赠送延保服务。", ["延保服务", "活动优惠"]),
+             ("D6", "限时活动：购买手机赠送耳机和手机壳。", ["活动优惠"]),
+             ("K1", "会员积分可以在门店抵扣现金。", ["其他"])]
+
+
+@pytest.fixture()
+def kb(chroma_client, collection_name, tiny_encoder_dir, taxonomy):  # type: ignore[no-untyped-def]
+    from app.data import Doc
+    from app.kb import KnowledgeBase
+    from app.voters.encoders import HFEncoder
+
+    base = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+    base.index([Doc(i, t, tuple(taxonomy.expand(labels)), f"title {i}") for i, t, labels in SEED_DOCS], taxonomy,
+               chunk_chars=100)
+    return base
+
+
+@pytest.fixture()
+def components(settings, taxonomy, voters, kb):  # type: ignore[no-untyped-def]
+    from app.components import Components
+    from app.rules import Rule, RuleSet
+
+    rules = RuleSet((Rule("promo", ("销售", "活动优惠"), ("活动", "优惠")), Rule("warranty", ("售后", "保修政策"), ("保修",))))
+    return Components(settings, taxonomy, rules, voters, kb, llm=None)

@@ -1,0 +1,48 @@
+"""The Python API over the real graph with voter doubles, a tiny encoder and ephemeral Chroma."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.api import Assistant
+from app.errors import InputError, ReviewError
+
+
+def test_auto_path_filters_to_after_sales(components) -> None:  # type: ignore[no-untyped-def]
+    assistant = Assistant(components)
+    answer = assistant.ask("我的手机屏幕裂了，保修可以换吗？")
+    assert answer.decision == "auto"
+    assert answer.label_source == "voters"
+    assert {"屏幕", "保修政策", "售后"} <= set(answer.labels)
+    assert {doc["id"] for doc in answer.docs} == {"D1", "D2", "D3"}
+    assert answer.answer.startswith("（以下为知识库原文摘录")
+    assert set(answer.citations) == {"D1", "D2", "D3"}
+    assert "answer:passages_llm_not_configured" in answer.reasons
+    assert not answer.pending_review
+
+
+def test_disagreement_pauses_for_review_and_resumes(components) -> None:  # type: ignore[no-untyped-def]
+    assistant = Assistant(components)
+    answer = assistant.ask("修好的进度怎么样了")  # only voter B knows 维修进度 → disagreement
+    assert answer.decision == "escalate"
+    assert answer.pending_review and answer.answer == ""
+    assert "extract_skipped:llm_not_configured" in answer.reasons
+    assert [p.thread_id for p in assistant.pending_reviews()] == [answer.thread_id]
+    with pytest.raises(ReviewError):
+        assistant.resume(answer.thread_id, labels=["不存在"], reviewer="alice")
+    with pytest.raises(ReviewError):
+        assistant.resume(answer.thread_id, labels=["维修进度"], reviewer="  ")
+    done = assistant.resume(answer.thread_id, labels=["维修进度"], reviewer="alice")
+    assert done.label_source == "human" and done.labels == ["售后", "维修进度"]
+    assert done.review["reviewer"] == "alice"
+    assert done.answer and not done.pending_review
+    assert assistant.pending_reviews() == []
+
+
+def test_bad_queries_are_refused(components) -> None:  # type: ignore[no-untyped-def]
+    assistant = Assistant(components)
+    for bad in ("", "   ", "\x00\x01"):
+        with pytest.raises(InputError):
+            assistant.ask(bad)
+    with pytest.raises(ReviewError):
+        assistant.resume("no-such-thread", labels=["屏幕"], reviewer="bob")
