@@ -6,6 +6,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
@@ -49,16 +50,36 @@ class PendingReview:
 
 def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any]) -> Answer:
     pending = bool(interrupts)
-    docs = [{"id": d["doc_id"], "chunk": d["id"], "score": d["scores"].get("fused", d["scores"]["semantic"]),
-             "title": d["title"], "text": d["text"], "labels": d["labels"], "stage": d["stage"], "scores": d["scores"]}
-            for d in values.get("docs", [])]
-    return Answer(thread_id=thread_id, query=values.get("query", ""), answer="" if pending else values.get("answer", ""),
-                  citations=[] if pending else values.get("citations", []), labels=values.get("labels", []),
-                  label_source=values.get("label_source", ""), decision=values.get("decision", ""),
-                  route=values.get("route", ""), reasons=values.get("reasons", []), pending_review=pending,
-                  docs=[] if pending else docs,
-                  review=interrupts[0].value if pending else values.get("review", {}), votes=values.get("votes", {}),
-                  filter_used=values.get("filter_used", {}), widened=bool(values.get("widened", False)))
+    docs = [
+        {
+            "id": d["doc_id"],
+            "chunk": d["id"],
+            "score": d["scores"].get("fused", d["scores"]["semantic"]),
+            "title": d["title"],
+            "text": d["text"],
+            "labels": d["labels"],
+            "stage": d["stage"],
+            "scores": d["scores"],
+        }
+        for d in values.get("docs", [])
+    ]
+    return Answer(
+        thread_id=thread_id,
+        query=values.get("query", ""),
+        answer="" if pending else values.get("answer", ""),
+        citations=[] if pending else values.get("citations", []),
+        labels=values.get("labels", []),
+        label_source=values.get("label_source", ""),
+        decision=values.get("decision", ""),
+        route=values.get("route", ""),
+        reasons=values.get("reasons", []),
+        pending_review=pending,
+        docs=[] if pending else docs,
+        review=interrupts[0].value if pending else values.get("review", {}),
+        votes=values.get("votes", {}),
+        filter_used=values.get("filter_used", {}),
+        widened=bool(values.get("widened", False)),
+    )
 
 
 class Assistant:
@@ -75,7 +96,7 @@ class Assistant:
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
         return cls(Components.load(settings or load_settings()))
 
-    def _config(self, thread_id: str) -> dict[str, Any]:
+    def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}, "run_name": "labelgate"}
 
     def _result(self, thread_id: str) -> Answer:

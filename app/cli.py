@@ -24,9 +24,13 @@ _state: dict[str, Any] = {}
 
 
 @app.callback()
-def _main(config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
-          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _main(
+    config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     _state["config"] = config
 
 
@@ -72,12 +76,16 @@ def train(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         _print_json(report)
         return
     test = report["test"]
-    typer.echo(f"version {report['version']}  (train seconds: A {report['train_seconds']['A']}, "
-               f"B {report['train_seconds']['B']})")
+    typer.echo(
+        f"version {report['version']}  (train seconds: A {report['train_seconds']['A']}, "
+        f"B {report['train_seconds']['B']})"
+    )
     for name, m in test["voters"].items():
         typer.echo(f"voter {name}: accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}")
-    typer.echo(f"agreement {test['agreement']:.3f}  auto coverage {test['auto_coverage']:.3f}  "
-               f"auto precision {test['auto_precision']:.3f}  (test rows {test['rows']})")
+    typer.echo(
+        f"agreement {test['agreement']:.3f}  auto coverage {test['auto_coverage']:.3f}  "
+        f"auto precision {test['auto_precision']:.3f}  (test rows {test['rows']})"
+    )
 
 
 @app.command()
@@ -89,24 +97,38 @@ def index(docs: Annotated[Path | None, typer.Option(help="docs.jsonl (default: d
 
 
 @app.command()
-def ask(query: str, thread: Annotated[str | None, typer.Option(help="thread id (default: new)")] = None,
-        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def ask(
+    query: str,
+    thread: Annotated[str | None, typer.Option(help="thread id (default: new)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """Ask one question through the graph."""
     answer = _run(lambda: _assistant().ask(query, thread_id=thread))
-    out = {"thread_id": answer.thread_id, "answer": answer.answer, "labels": answer.labels,
-           "label_source": answer.label_source, "decision": answer.decision, "route": answer.route,
-           "reasons": answer.reasons, "pending_review": answer.pending_review, "citations": answer.citations,
-           "filter_used": answer.filter_used, "widened": answer.widened,
-           "docs": [{k: d[k] for k in ("id", "score", "title", "labels", "stage", "scores")} for d in answer.docs],
-           "review": answer.review if answer.pending_review else {}}
+    out = {
+        "thread_id": answer.thread_id,
+        "answer": answer.answer,
+        "labels": answer.labels,
+        "label_source": answer.label_source,
+        "decision": answer.decision,
+        "route": answer.route,
+        "reasons": answer.reasons,
+        "pending_review": answer.pending_review,
+        "citations": answer.citations,
+        "filter_used": answer.filter_used,
+        "widened": answer.widened,
+        "docs": [{k: d[k] for k in ("id", "score", "title", "labels", "stage", "scores")} for d in answer.docs],
+        "review": answer.review if answer.pending_review else {},
+    }
     if as_json:
         _print_json(out)
         return
     typer.echo(f"labels: {', '.join(answer.labels) or '-'}  decision: {answer.decision}  route: {answer.route}")
     typer.echo(f"reasons: {', '.join(answer.reasons)}")
     if answer.pending_review:
-        typer.echo(f"waiting for review (thread {answer.thread_id}); candidates: "
-                   + ", ".join(row["label"] for row in answer.review.get("candidates", [])))
+        typer.echo(
+            f"waiting for review (thread {answer.thread_id}); candidates: "
+            + ", ".join(row["label"] for row in answer.review.get("candidates", []))
+        )
         typer.echo(f"resolve with: labelgate review resolve {answer.thread_id} --labels <a,b> --reviewer <name>")
         return
     typer.echo(f"docs: {', '.join(d['id'] for d in answer.docs)}")
@@ -128,9 +150,12 @@ def review_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 
 @review_app.command("resolve")
-def review_resolve(thread_id: str, labels: Annotated[str, typer.Option(help="comma-separated label ids")],
-                   reviewer: Annotated[str, typer.Option(help="who confirms")],
-                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def review_resolve(
+    thread_id: str,
+    labels: Annotated[str, typer.Option(help="comma-separated label ids")],
+    reviewer: Annotated[str, typer.Option(help="who confirms")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """Confirm the labels of a paused thread and finish its run."""
     chosen = [x.strip() for x in labels.replace("，", ",").split(",") if x.strip()]
     answer = _run(lambda: _assistant().resume(thread_id, labels=chosen, reviewer=reviewer))

@@ -42,9 +42,15 @@ class Components:
         voters = [load_voter(settings.voters_dir, name, threads=settings.threads) for name in ("A", "B")]
         for voter in voters:
             if voter.labels != taxonomy.ids:
-                log.warning("voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`",
-                            voter.name)
+                log.warning(
+                    "voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`", voter.name
+                )
         embedder = HFEncoder(settings.embedder_id)
-        kb = KnowledgeBase.open(client or make_client(settings), settings.collection, embedder,
-                                query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix)
+        kb = KnowledgeBase.open(
+            client or make_client(settings),
+            settings.collection,
+            embedder,
+            query_prefix=settings.query_prefix,
+            passage_prefix=settings.passage_prefix,
+        )
         return cls(settings, taxonomy, RuleSet.load(data.rules, taxonomy), voters, kb, make_chat_model(settings))

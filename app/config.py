@@ -27,7 +27,9 @@ class TrainSettings(BaseModel):
     lora_alpha: int = Field(16, ge=1)
     max_length: int = Field(64, ge=8, description="tokens per training query")
     augment_rare_below: int = Field(60, ge=0, description="voter B: paraphrase-augment labels with fewer rows")
-    target_precision: float = Field(0.95, gt=0, le=1, description="per-label threshold target on dev")
+    target_precision: float = Field(0.9, gt=0, le=1, description="per-label threshold target on dev")
+    threshold_floor: float = Field(0.3, ge=0, le=1, description="lowest per-label threshold calibration may pick")
+    threshold_ceiling: float = Field(0.9, ge=0, le=1, description="highest per-label threshold calibration may pick")
     seed: int = 13
 
 
@@ -36,7 +38,6 @@ class VoteSettings(BaseModel):
 
     min_margin: float = Field(0.15, ge=0, le=1, description="lowest accepted prob minus highest rejected prob")
     min_fine_agreement: float = Field(0.5, ge=0, le=1, description="Jaccard of the voters' fine label sets")
-    min_threshold: float = Field(0.3, ge=0, le=1, description="floor of calibrated per-label thresholds")
 
 
 class RerankWeights(BaseModel):

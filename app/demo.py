@@ -33,8 +33,13 @@ def gated_top_over(assistant: Assistant, state: dict[str, Any], docs: Sequence[D
 
     c = assistant.components
     client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
-    small = KnowledgeBase.open(client, f"demo-{uuid.uuid4().hex[:8]}", c.kb.embedder,
-                               query_prefix=c.kb.query_prefix, passage_prefix=c.kb.passage_prefix)
+    small = KnowledgeBase.open(
+        client,
+        f"demo-{uuid.uuid4().hex[:8]}",
+        c.kb.embedder,
+        query_prefix=c.kb.query_prefix,
+        passage_prefix=c.kb.passage_prefix,
+    )
     small.index(docs, c.taxonomy, chunk_chars=c.settings.chunk_chars)
     state = state | Retrieve(small, c.taxonomy, top_k=k, fetch_k=c.settings.fetch_k)(state)  # type: ignore[arg-type]
     state = state | Rerank(c.taxonomy, c.settings.rerank, top_k=k)(state)  # type: ignore[arg-type]
@@ -86,45 +91,65 @@ def run_demo(assistant: Assistant, *, resolve_reviews: bool = True) -> dict[str,
 
 
 def _sample(answer: Answer, note: str) -> dict[str, Any]:
-    return {"query": answer.query, "note": note, "thread_id": answer.thread_id, "labels": answer.labels,
-            "label_source": answer.label_source, "decision": answer.decision, "route": answer.route,
-            "reasons": answer.reasons, "pending_review": answer.pending_review,
-            "candidates": [row["label"] for row in answer.review.get("candidates", [])] if answer.pending_review else [],
-            "docs": [doc["id"] for doc in answer.docs], "answer": answer.answer}
+    return {
+        "query": answer.query,
+        "note": note,
+        "thread_id": answer.thread_id,
+        "labels": answer.labels,
+        "label_source": answer.label_source,
+        "decision": answer.decision,
+        "route": answer.route,
+        "reasons": answer.reasons,
+        "pending_review": answer.pending_review,
+        "candidates": [row["label"] for row in answer.review.get("candidates", [])] if answer.pending_review else [],
+        "docs": [doc["id"] for doc in answer.docs],
+        "answer": answer.answer,
+    }
 
 
 def format_demo(result: dict[str, Any]) -> str:
     """The human-readable report of run_demo."""
-    lines = [f"Seed query: {result['query']}",
-             f"  labelgate labels: {', '.join(result['query_labels']) or '-'} (decision: {result['query_decision']})",
-             "",
-             "Dense retrieval only (cosine of e5 embeddings, no labels):",
-             f"  over D1–D3 (before growth)  : {result['dense_top3_before']}",
-             f"  over D1–D6 (seed's growth)  : {result['dense_top3_after']}   (the seed reports D4, D1, D5)",
-             f"  over the whole KB ({result['kb_docs']} docs): {result['dense_top3_full']}",
-             "labelgate (label filter + rerank):",
-             f"  over D1–D6                  : {result['gated_top3_after']}",
-             f"  over the whole KB           : {result['gated_top3_full']}",
-             f"Label purity@3 on the whole KB (share of top-3 labelled {'/'.join(result['purity_reference'])}): "
-             f"dense {result['dense_purity_full']:.2f} → gated {result['gated_purity_full']:.2f}",
-             "", "Sample questions:"]
+    lines = [
+        f"Seed query: {result['query']}",
+        f"  labelgate labels: {', '.join(result['query_labels']) or '-'} (decision: {result['query_decision']})",
+        "",
+        "Dense retrieval only (cosine of e5 embeddings, no labels):",
+        f"  over D1–D3 (before growth)  : {result['dense_top3_before']}",
+        f"  over D1–D6 (seed's growth)  : {result['dense_top3_after']}   (the seed reports D4, D1, D5)",
+        f"  over the whole KB ({result['kb_docs']} docs): {result['dense_top3_full']}",
+        "labelgate (label filter + rerank):",
+        f"  over D1–D6                  : {result['gated_top3_after']}",
+        f"  over the whole KB           : {result['gated_top3_full']}",
+        f"Label purity@3 on the whole KB (share of top-3 labelled {'/'.join(result['purity_reference'])}): "
+        f"dense {result['dense_purity_full']:.2f} → gated {result['gated_purity_full']:.2f}",
+        "",
+        "Sample questions:",
+    ]
     for i, s in enumerate(result["samples"], 1):
         lines += _format_sample(i, s)
     return "\n".join(lines)
 
 
 def _format_sample(i: int, s: dict[str, Any]) -> list[str]:
-    path = "classify → vote → " + ("retrieve" if s["decision"] == "auto" else "extract → rules → " +
-                                   ("review (paused)" if s["pending_review"] else "retrieve"))
-    lines = [f"{i}. {s['query']}" + (f"   — {s['note']}" if s["note"] else ""),
-             f"   labels: {', '.join(s['labels']) or '-'} [{s['label_source'] or 'none yet'}]  decision: {s['decision']}",
-             f"   path: {path}", f"   reasons: {', '.join(s['reasons'])}"]
+    path = "classify → vote → " + (
+        "retrieve"
+        if s["decision"] == "auto"
+        else "extract → rules → " + ("review (paused)" if s["pending_review"] else "retrieve")
+    )
+    lines = [
+        f"{i}. {s['query']}" + (f"   — {s['note']}" if s["note"] else ""),
+        f"   labels: {', '.join(s['labels']) or '-'} [{s['label_source'] or 'none yet'}]  decision: {s['decision']}",
+        f"   path: {path}",
+        f"   reasons: {', '.join(s['reasons'])}",
+    ]
     if s["pending_review"]:
         lines.append(f"   pending review, candidates: {', '.join(s['candidates'])}")
         if "resolved" in s:
             r = s["resolved"]
-            lines += [f"   → resumed by demo-reviewer with {', '.join(r['labels'])}; docs {r['docs']}",
-                      "   answer: " + r["answer"].replace("\n", "\n           ")]
+            lines += [
+                f"   → resumed by demo-reviewer with {', '.join(r['labels'])}; docs {r['docs']}",
+                "   answer: " + r["answer"].replace("\n", "\n           "),
+            ]
     else:
         lines += [f"   docs: {s['docs']}", "   answer: " + s["answer"].replace("\n", "\n           ")]
     return lines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.config import VoteSettings
@@ -13,14 +13,27 @@ from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 
 
-def evaluate(a: Voter, b: Voter, examples: Sequence[Example], taxonomy: Taxonomy, policy: VoteSettings) -> dict[str, Any]:
+def classifier_labels(probs: Mapping[str, float], taxonomy: Taxonomy) -> list[str]:
+    """A voter's plain classification (no gating): every label at p >= 0.5, else its single most likely label."""
+    chosen = [label for label, p in probs.items() if p >= 0.5]
+    if not chosen:
+        leaves = [label for label in taxonomy.ids if label not in taxonomy.coarse_ids or label == taxonomy.oos_label]
+        chosen = [max(leaves, key=lambda label: probs.get(label, 0.0))]
+    return taxonomy.expand(chosen)
+
+
+def evaluate(
+    a: Voter, b: Voter, examples: Sequence[Example], taxonomy: Taxonomy, policy: VoteSettings
+) -> dict[str, Any]:
     texts = [ex.text for ex in examples]
     gold = [list(ex.labels) for ex in examples]
     out_a, out_b = a.outputs(texts), b.outputs(texts)
-    pred_a = [taxonomy.expand(o.accepted) for o in out_a]
-    pred_b = [taxonomy.expand(o.accepted) for o in out_b]
-    votes = [vote(x, y, taxonomy, min_margin=policy.min_margin, min_fine_agreement=policy.min_fine_agreement)
-             for x, y in zip(out_a, out_b, strict=True)]
+    pred_a = [classifier_labels(o.probs, taxonomy) for o in out_a]
+    pred_b = [classifier_labels(o.probs, taxonomy) for o in out_b]
+    votes = [
+        vote(x, y, taxonomy, min_margin=policy.min_margin, min_fine_agreement=policy.min_fine_agreement)
+        for x, y in zip(out_a, out_b, strict=True)
+    ]
     auto = [v.decision == "auto" for v in votes]
     gate = gate_metrics(auto, [v.labels for v in votes], gold)
     escalated = len(auto) - sum(auto)
@@ -33,5 +46,7 @@ def evaluate(a: Voter, b: Voter, examples: Sequence[Example], taxonomy: Taxonomy
         "agreement": sum(set(x) == set(y) for x, y in zip(pred_a, pred_b, strict=True)) / max(len(gold), 1),
         **gate,
         "escalated": escalated,
-        "escalated_wrong_a": sum(not au and set(p) != set(g) for au, p, g in zip(auto, pred_a, gold, strict=True)),
+        "escalated_where_a_wrong": sum(
+            not au and set(p) != set(g) for au, p, g in zip(auto, pred_a, gold, strict=True)
+        ),
     }

@@ -19,14 +19,23 @@ def voter_labeler(voters: Sequence[Voter], taxonomy: Taxonomy, settings: Setting
 
     def label(texts: Sequence[str]) -> list[list[str]]:
         outs = [voter.outputs(texts) for voter in voters]
-        return [vote(a, b, taxonomy, min_margin=settings.vote.min_margin,
-                     min_fine_agreement=settings.vote.min_fine_agreement).labels for a, b in zip(*outs, strict=True)]
+        return [
+            vote(
+                a, b, taxonomy, min_margin=settings.vote.min_margin, min_fine_agreement=settings.vote.min_fine_agreement
+            ).labels
+            for a, b in zip(*outs, strict=True)
+        ]
 
     return label
 
 
-def index_knowledge_base(settings: Settings, *, docs_path: Path | None = None, kb: KnowledgeBase | None = None,
-                         voters: Sequence[Voter] | None = None) -> dict[str, Any]:
+def index_knowledge_base(
+    settings: Settings,
+    *,
+    docs_path: Path | None = None,
+    kb: KnowledgeBase | None = None,
+    voters: Sequence[Voter] | None = None,
+) -> dict[str, Any]:
     """Sync the collection with the docs file (idempotent); returns counts."""
     from app.voters.encoders import HFEncoder
     from app.voters.store import load_voter
@@ -35,8 +44,13 @@ def index_knowledge_base(settings: Settings, *, docs_path: Path | None = None, k
     taxonomy = Taxonomy.load(data.taxonomy)
     docs = load_docs(docs_path or data.docs, taxonomy)
     if kb is None:
-        kb = KnowledgeBase.open(make_client(settings), settings.collection, HFEncoder(settings.embedder_id),
-                                query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix)
+        kb = KnowledgeBase.open(
+            make_client(settings),
+            settings.collection,
+            HFEncoder(settings.embedder_id),
+            query_prefix=settings.query_prefix,
+            passage_prefix=settings.passage_prefix,
+        )
     labeler = None
     if any(not doc.labels for doc in docs):
         voters = voters or [load_voter(settings.voters_dir, name, threads=settings.threads) for name in ("A", "B")]

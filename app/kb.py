@@ -37,8 +37,9 @@ def make_client(settings: Settings) -> Any:
         from urllib.parse import urlparse
 
         url = urlparse(settings.chroma_url)
-        return chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000,
-                                   ssl=url.scheme == "https", settings=chroma_settings)
+        return chromadb.HttpClient(
+            host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https", settings=chroma_settings
+        )
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
@@ -81,11 +82,19 @@ class KnowledgeBase:
     passage_prefix: str = "passage: "
 
     @classmethod
-    def open(cls, client: Any, name: str, embedder: TextEncoder, *, query_prefix: str = "query: ",
-             passage_prefix: str = "passage: ") -> KnowledgeBase:
+    def open(
+        cls,
+        client: Any,
+        name: str,
+        embedder: TextEncoder,
+        *,
+        query_prefix: str = "query: ",
+        passage_prefix: str = "passage: ",
+    ) -> KnowledgeBase:
         try:
-            collection = client.get_or_create_collection(name, embedding_function=None,
-                                                         configuration={"hnsw": {"space": "cosine"}})
+            collection = client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
         except Exception as exc:  # chromadb raises many types; all mean the store is unusable
             raise KnowledgeBaseError(f"cannot open Chroma collection {name!r}: {exc}") from exc
         return cls(collection, embedder, query_prefix, passage_prefix)
@@ -101,20 +110,40 @@ class KnowledgeBase:
         if n <= 0:
             return []
         try:
-            result = self.collection.query(query_embeddings=[vector.tolist()], n_results=n, where=where,
-                                           include=["documents", "metadatas", "distances"])
+            result = self.collection.query(
+                query_embeddings=[vector.tolist()],
+                n_results=n,
+                where=where,
+                include=["documents", "metadatas", "distances"],
+            )
         except Exception as exc:
             raise KnowledgeBaseError(f"Chroma query failed: {exc}") from exc
         hits = []
-        for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
-                                                  result["distances"][0], strict=True):
+        for chunk_id, text, meta, distance in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+        ):
             labels = [x for x in meta.get("labels", []) if x != UNLABELLED]
-            hits.append(Hit(chunk_id, str(meta.get("doc_id", chunk_id)), str(meta.get("title", "")), text or "",
-                            labels, round(1.0 - float(distance), 6)))
+            hits.append(
+                Hit(
+                    chunk_id,
+                    str(meta.get("doc_id", chunk_id)),
+                    str(meta.get("title", "")),
+                    text or "",
+                    labels,
+                    round(1.0 - float(distance), 6),
+                )
+            )
         return hits
 
-    def index(self, docs: Sequence[Doc], taxonomy: Taxonomy, *, chunk_chars: int, labeler: Labeler | None = None,
-              batch_size: int = 256) -> dict[str, int]:
+    def index(
+        self,
+        docs: Sequence[Doc],
+        taxonomy: Taxonomy,
+        *,
+        chunk_chars: int,
+        labeler: Labeler | None = None,
+        batch_size: int = 256,
+    ) -> dict[str, int]:
         """Sync the collection with `docs`: upsert changed chunks, delete chunks of removed or shortened docs.
 
         Docs without labels are labelled chunk by chunk by `labeler`; chunk labels aggregate (union) into doc
@@ -129,8 +158,19 @@ class KnowledgeBase:
             meta_labels = labels or [UNLABELLED]
             for i, chunk in enumerate(chunks):
                 digest = hashlib.sha1(f"{doc.title}\n{chunk}\n{meta_labels}".encode()).hexdigest()[:16]
-                rows.append((f"{doc.id}#{i}", chunk, {"doc_id": doc.id, "title": doc.title, "labels": meta_labels,
-                                                      "label_source": source, "hash": digest}))
+                rows.append(
+                    (
+                        f"{doc.id}#{i}",
+                        chunk,
+                        {
+                            "doc_id": doc.id,
+                            "title": doc.title,
+                            "labels": meta_labels,
+                            "label_source": source,
+                            "hash": digest,
+                        },
+                    )
+                )
         existing = self.collection.get(include=["metadatas"])
         old = {cid: meta.get("hash") for cid, meta in zip(existing["ids"], existing["metadatas"], strict=True)}
         wanted = {cid for cid, _, _ in rows}
@@ -141,7 +181,16 @@ class KnowledgeBase:
         for start in tqdm(range(0, len(changed), batch_size), desc="indexing", unit="batch", disable=not changed):
             batch = changed[start : start + batch_size]
             vectors = self.embedder.encode([self.passage_prefix + text for _, text, _ in batch])
-            self.collection.upsert(ids=[r[0] for r in batch], documents=[r[1] for r in batch],
-                                   metadatas=[r[2] for r in batch], embeddings=vectors.tolist())
-        return {"docs": len(docs), "chunks": len(rows), "upserted": len(changed), "deleted": len(stale),
-                "unchanged": len(rows) - len(changed)}
+            self.collection.upsert(
+                ids=[r[0] for r in batch],
+                documents=[r[1] for r in batch],
+                metadatas=[r[2] for r in batch],
+                embeddings=vectors.tolist(),
+            )
+        return {
+            "docs": len(docs),
+            "chunks": len(rows),
+            "upserted": len(changed),
+            "deleted": len(stale),
+            "unchanged": len(rows) - len(changed),
+        }

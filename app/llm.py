@@ -17,9 +17,15 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
         return None
     from langchain_openai import ChatOpenAI
 
-    return ChatOpenAI(base_url=settings.llm_base_url, api_key=settings.llm_api_key,  # type: ignore[arg-type]
-                      model=settings.llm_model, temperature=0, timeout=settings.llm_timeout, max_retries=1,
-                      max_tokens=400)  # type: ignore[call-arg]
+    return ChatOpenAI(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key,  # type: ignore[arg-type]
+        model=settings.llm_model,
+        temperature=0,
+        timeout=settings.llm_timeout,
+        max_retries=1,
+        max_tokens=400,
+    )  # type: ignore[call-arg]
 
 
 def message_text(message: Any) -> str:

@@ -27,7 +27,9 @@ def macro_f1(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], label
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def gate_metrics(auto: Sequence[bool], pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]) -> dict[str, float]:
+def gate_metrics(
+    auto: Sequence[bool], pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]
+) -> dict[str, float]:
     """Coverage (share decided automatically) and precision (exact-match accuracy of those)."""
     decided = [(p, g) for a, p, g in zip(auto, pred, gold, strict=True) if a]
     coverage = len(decided) / len(gold) if gold else 0.0

@@ -34,8 +34,10 @@ def candidate_table(state: dict[str, Any], taxonomy: Taxonomy) -> list[dict[str,
     names = dict.fromkeys([*state.get("candidates", []), *state.get("llm_labels", []), *rule_labels])
     rows = []
     for label in taxonomy.expand(names):
-        sources = [f"{name}:{rec['probs'].get(label, 0.0):.2f}" + ("✓" if label in rec["accepted"] else "")
-                   for name, rec in sorted(votes.items())]
+        sources = [
+            f"{name}:{rec['probs'].get(label, 0.0):.2f}" + ("✓" if label in rec["accepted"] else "")
+            for name, rec in sorted(votes.items())
+        ]
         if label in state.get("llm_labels", []):
             sources.append("llm")
         sources += [f"rule:{rule}" for rule in rule_labels.get(label, [])]
@@ -46,9 +48,14 @@ def candidate_table(state: dict[str, Any], taxonomy: Taxonomy) -> list[dict[str,
 
 def review_payload(state: dict[str, Any], taxonomy: Taxonomy, error: str | None = None) -> dict[str, Any]:
     candidates = candidate_table(state, taxonomy)
-    payload = {"query": state["query"], "candidates": candidates, "reasons": state.get("reasons", []),
-               "mode": taxonomy.review_mode([row["label"] for row in candidates]), "allowed_labels": taxonomy.ids,
-               "resume_with": {"labels": ["<label id>", "..."], "reviewer": "<your name>"}}
+    payload = {
+        "query": state["query"],
+        "candidates": candidates,
+        "reasons": state.get("reasons", []),
+        "mode": taxonomy.review_mode([row["label"] for row in candidates]),
+        "allowed_labels": taxonomy.ids,
+        "resume_with": {"labels": ["<label id>", "..."], "reviewer": "<your name>"},
+    }
     if error:
         payload["error"] = error
     return payload

@@ -107,9 +107,8 @@ class Taxonomy:
     def review_mode(self, labels: Sequence[str]) -> ReviewMode:
         """before_answer if any label (or its parent) demands it."""
         for label in labels:
-            if label in self._by_id:
-                if "before_answer" in (self[label].review, self[self.coarse_of(label)].review):
-                    return "before_answer"
+            if label in self._by_id and "before_answer" in (self[label].review, self[self.coarse_of(label)].review):
+                return "before_answer"
         return "after_answer"
 
     @classmethod

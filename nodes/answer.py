@@ -36,10 +36,17 @@ class Answer:
     def __call__(self, state: State) -> dict[str, Any]:
         docs = state.get("docs", [])
         if not docs:
-            return {"answer": NO_DOCS, "answer_kind": "no_docs", "citations": [],
-                    "reasons": add_reasons(state, "answer:no_docs_offer_human")}
-        passages = {"answer": passages_answer(docs), "answer_kind": "passages",
-                    "citations": list(dict.fromkeys(doc["doc_id"] for doc in docs))}
+            return {
+                "answer": NO_DOCS,
+                "answer_kind": "no_docs",
+                "citations": [],
+                "reasons": add_reasons(state, "answer:no_docs_offer_human"),
+            }
+        passages = {
+            "answer": passages_answer(docs),
+            "answer_kind": "passages",
+            "citations": list(dict.fromkeys(doc["doc_id"] for doc in docs)),
+        }
         if self.llm is None:
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_not_configured")}
         context = "\n".join(f"[{doc['doc_id']}] {doc['title']}：{doc['text']}" for doc in docs)

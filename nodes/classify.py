@@ -10,9 +10,22 @@ from app.voters.base import Voter
 from graph.state import State
 
 # Fields of a previous run on the same thread that must not leak into this one.
-FRESH: dict[str, Any] = {"labels": [], "llm_labels": [], "entities": {}, "rule_hits": [], "review": {}, "docs": [],
-                         "citations": [], "answer": "", "answer_kind": "", "filter_used": {}, "widened": False,
-                         "candidates": [], "label_source": "", "route": ""}
+FRESH: dict[str, Any] = {
+    "labels": [],
+    "llm_labels": [],
+    "entities": {},
+    "rule_hits": [],
+    "review": {},
+    "docs": [],
+    "citations": [],
+    "answer": "",
+    "answer_kind": "",
+    "filter_used": {},
+    "widened": False,
+    "candidates": [],
+    "label_source": "",
+    "route": "",
+}
 
 
 class Classify:
@@ -25,6 +38,10 @@ class Classify:
         votes = {}
         for voter in self.voters:
             out = voter.outputs([query])[0]
-            votes[voter.name] = {"probs": dict(out.probs), "accepted": out.accepted,
-                                 "thresholds": dict(voter.thresholds), "version": voter.version}
+            votes[voter.name] = {
+                "probs": dict(out.probs),
+                "accepted": out.accepted,
+                "thresholds": dict(voter.thresholds),
+                "version": voter.version,
+            }
         return {**FRESH, "query": query, "votes": votes, "reasons": flags}

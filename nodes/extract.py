@@ -22,12 +22,26 @@ ENTITY_TYPES = ("product", "order_id", "date", "price", "store")
 
 
 def response_format(taxonomy: Taxonomy) -> dict[str, Any]:
-    entity = {"type": "object", "additionalProperties": False, "required": ["type", "value"],
-              "properties": {"type": {"type": "string", "enum": list(ENTITY_TYPES)}, "value": {"type": "string"}}}
-    schema = {"type": "object", "additionalProperties": False, "required": ["labels", "entities"],
-              "properties": {"labels": {"type": "array", "items": {"type": "string", "enum": taxonomy.ids},
-                                        "minItems": 1, "maxItems": 3},
-                             "entities": {"type": "array", "items": entity, "maxItems": 5}}}
+    entity = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", "value"],
+        "properties": {"type": {"type": "string", "enum": list(ENTITY_TYPES)}, "value": {"type": "string"}},
+    }
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["labels", "entities"],
+        "properties": {
+            "labels": {
+                "type": "array",
+                "items": {"type": "string", "enum": taxonomy.ids},
+                "minItems": 1,
+                "maxItems": 3,
+            },
+            "entities": {"type": "array", "items": entity, "maxItems": 5},
+        },
+    }
     return {"type": "json_schema", "json_schema": {"name": "labels", "strict": True, "schema": schema}}
 
 
@@ -54,15 +68,22 @@ class Extract:
 
     def __call__(self, state: State) -> dict[str, Any]:
         if self.llm is None:
-            return {"llm_labels": [], "entities": {}, "reasons": add_reasons(state, "extract_skipped:llm_not_configured")}
+            return {
+                "llm_labels": [],
+                "entities": {},
+                "reasons": add_reasons(state, "extract_skipped:llm_not_configured"),
+            }
         messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(state["query"])]
         for attempt in range(2):
             try:
                 reply = self.llm.invoke(messages)
             except Exception as exc:  # network, timeout, server error: all mean "LLM unavailable"
                 log.warning("extractor LLM failed: %s", exc)
-                return {"llm_labels": [], "entities": {},
-                        "reasons": add_reasons(state, f"extract_skipped:llm_unavailable:{type(exc).__name__}")}
+                return {
+                    "llm_labels": [],
+                    "entities": {},
+                    "reasons": add_reasons(state, f"extract_skipped:llm_unavailable:{type(exc).__name__}"),
+                }
             text = message_text(reply)
             try:
                 known, unknown, entities = validate_extraction(text, self.taxonomy)
@@ -71,6 +92,9 @@ class Extract:
                 continue
             extra = [f"llm_dropped_unknown:{len(unknown)}"] if unknown else []
             retry = ["llm_retried"] if attempt else []
-            return {"llm_labels": self.taxonomy.expand(known), "entities": entities,
-                    "reasons": add_reasons(state, *retry, *extra)}
+            return {
+                "llm_labels": self.taxonomy.expand(known),
+                "entities": entities,
+                "reasons": add_reasons(state, *retry, *extra),
+            }
         return {"llm_labels": [], "entities": {}, "reasons": add_reasons(state, "extract_skipped:llm_invalid_output")}

@@ -36,12 +36,17 @@ class Rerank:
         probs = query_label_probs(state)
         query_terms = terms(state["query"])
         semantic = minmax([doc["scores"]["semantic"] for doc in docs])
-        ranked = []
+        ranked: list[dict[str, Any]] = []
         for doc, sem in zip(docs, semantic, strict=True):
             lab = label_match(doc["labels"], probs, self.taxonomy)
             kw = keyword_overlap(query_terms, terms(doc["title"] + " " + doc["text"]))
-            scores = {**doc["scores"], "semantic_norm": round(sem, 4), "label": round(lab, 4), "keyword": round(kw, 4),
-                      "fused": round(fuse(sem, lab, kw, weights=self.weights), 4)}
+            scores = {
+                **doc["scores"],
+                "semantic_norm": round(sem, 4),
+                "label": round(lab, 4),
+                "keyword": round(kw, 4),
+                "fused": round(fuse(sem, lab, kw, weights=self.weights), 4),
+            }
             ranked.append({**doc, "scores": scores})
         ranked.sort(key=lambda doc: -doc["scores"]["fused"])
         return {"docs": ranked[: self.top_k]}

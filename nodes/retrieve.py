@@ -32,16 +32,37 @@ class Retrieve:
                     break
         except KnowledgeBaseError as exc:
             log.warning("retrieval failed: %s", exc)
-            return {"docs": [], "filter_used": {}, "widened": False,
-                    "reasons": add_reasons(state, "retrieve_failed:kb_unavailable")}
+            return {
+                "docs": [],
+                "filter_used": {},
+                "widened": False,
+                "reasons": add_reasons(state, "retrieve_failed:kb_unavailable"),
+            }
         merged, last = widen(stage_hits, self.top_k, key=lambda pair: pair[1].id)
         used = stages[min(last, len(stage_hits) - 1)]
-        docs = [{"id": hit.id, "doc_id": hit.doc_id, "title": hit.title, "text": hit.text, "labels": hit.labels,
-                 "stage": stage, "scores": {"semantic": hit.similarity}} for stage, hit in merged]
+        docs = [
+            {
+                "id": hit.id,
+                "doc_id": hit.doc_id,
+                "title": hit.title,
+                "text": hit.text,
+                "labels": hit.labels,
+                "stage": stage,
+                "scores": {"semantic": hit.similarity},
+            }
+            for stage, hit in merged
+        ]
         reasons = [] if docs else ["retrieve_empty:kb_has_no_docs"]
         widened = last > 0
         if widened:
             reasons.append(f"widened_to:{used.name}")
-        return {"docs": docs, "widened": widened, "reasons": add_reasons(state, *reasons),
-                "filter_used": {"stage": stages[0].name, "labels": list(stages[0].labels),
-                                "widened_to": used.name if widened else None}}
+        return {
+            "docs": docs,
+            "widened": widened,
+            "reasons": add_reasons(state, *reasons),
+            "filter_used": {
+                "stage": stages[0].name,
+                "labels": list(stages[0].labels),
+                "widened_to": used.name if widened else None,
+            },
+        }

@@ -30,7 +30,17 @@ class Review:
                 break
             except ReviewError as exc:
                 error = str(exc)
-        review = {"status": "resolved", "reviewer": reviewer, "labels": labels,
-                  "mode": self.taxonomy.review_mode(labels), "resolved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        return {"labels": labels, "label_source": "human", "route": "reviewed", "review": review,
-                "reasons": add_reasons(state, f"reviewed_by:{reviewer}")}
+        review = {
+            "status": "resolved",
+            "reviewer": reviewer,
+            "labels": labels,
+            "mode": self.taxonomy.review_mode(labels),
+            "resolved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        return {
+            "labels": labels,
+            "label_source": "human",
+            "route": "reviewed",
+            "review": review,
+            "reasons": add_reasons(state, f"reviewed_by:{reviewer}"),
+        }

@@ -22,9 +22,15 @@ class Rules:
         result = confirm(state.get("llm_labels", []), rule_labels, voter_accepted, self.taxonomy)
         update: dict[str, Any] = {"rule_hits": [hit.to_dict() for hit in hits]}
         if result.confirmed:
-            return update | {"labels": result.labels, "label_source": result.source, "route": "confirmed",
-                             "reasons": add_reasons(state, f"confirmed:{result.source}")}
+            return update | {
+                "labels": result.labels,
+                "label_source": result.source,
+                "route": "confirmed",
+                "reasons": add_reasons(state, f"confirmed:{result.source}"),
+            }
         why = [f"unconfirmed:{label}" for label in result.unconfirmed] or ["no_llm_labels"]
-        return update | {"route": "review", "candidates": self.taxonomy.expand([*state.get("candidates", []),
-                                                                                 *result.labels]),
-                         "reasons": add_reasons(state, *why)}
+        return update | {
+            "route": "review",
+            "candidates": self.taxonomy.expand([*state.get("candidates", []), *result.labels]),
+            "reasons": add_reasons(state, *why),
+        }

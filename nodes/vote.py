@@ -16,13 +16,20 @@ class Vote:
         self.policy = policy
 
     def __call__(self, state: State) -> dict[str, Any]:
-        a, b = (VoterOutput(name, rec["probs"], rec["thresholds"], rec["version"])
-                for name, rec in sorted(state["votes"].items()))
-        result = vote(a, b, self.taxonomy, min_margin=self.policy.min_margin,
-                      min_fine_agreement=self.policy.min_fine_agreement)
-        update: dict[str, Any] = {"decision": result.decision, "confidence": round(result.confidence, 4),
-                                  "candidates": result.candidates, "reasons": add_reasons(state, *result.reasons),
-                                  "route": "auto" if result.decision == "auto" else "escalate"}
+        a, b = (
+            VoterOutput(name, rec["probs"], rec["thresholds"], rec["version"])
+            for name, rec in sorted(state["votes"].items())
+        )
+        result = vote(
+            a, b, self.taxonomy, min_margin=self.policy.min_margin, min_fine_agreement=self.policy.min_fine_agreement
+        )
+        update: dict[str, Any] = {
+            "decision": result.decision,
+            "confidence": round(result.confidence, 4),
+            "candidates": result.candidates,
+            "reasons": add_reasons(state, *result.reasons),
+            "route": "auto" if result.decision == "auto" else "escalate",
+        }
         if result.decision == "auto":
             update |= {"labels": result.labels, "label_source": "voters"}
         return update

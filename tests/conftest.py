@@ -14,8 +14,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ["LANGSMITH_TRACING"] = "false"
 
-from app.config import Settings  # noqa: E402
-from app.taxonomy import Taxonomy  # noqa: E402
+from app.config import Settings
+from app.taxonomy import Taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,7 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=ROOT / "data", home=tmp_path / "home", model_dir=tmp_path / "models", top_k=3,
-                    fetch_k=6)
+    return Settings(data_dir=ROOT / "data", home=tmp_path / "home", model_dir=tmp_path / "models", top_k=3, fetch_k=6)
 
 
 @pytest.fixture()
@@ -54,8 +53,15 @@ def collection_name() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
-KEYWORDS_A = {"屏幕": ["屏幕", "碎屏", "屏"], "保修政策": ["保修"], "电池": ["电池", "续航"], "活动优惠": ["活动", "优惠"],
-              "以旧换新": ["以旧换新", "旧机"], "服务态度": ["态度"], "其他": ["天气", "股票"]}
+KEYWORDS_A = {
+    "屏幕": ["屏幕", "碎屏", "屏"],
+    "保修政策": ["保修"],
+    "电池": ["电池", "续航"],
+    "活动优惠": ["活动", "优惠"],
+    "以旧换新": ["以旧换新", "旧机"],
+    "服务态度": ["态度"],
+    "其他": ["天气", "股票"],
+}
 KEYWORDS_B = {**KEYWORDS_A, "维修进度": ["进度", "修好"], "电池": ["电池"]}
 
 
@@ -82,13 +88,15 @@ def voters(taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
     return [keyword_voter("A", taxonomy, KEYWORDS_A), keyword_voter("B", taxonomy, KEYWORDS_B)]
 
 
-SEED_DOCS = [("D1", "屏幕损坏属于保修范围，可免费更换一次。", ["屏幕", "保修政策"]),
-             ("D2", "保修期内非人为损坏的屏幕可以免费维修。", ["屏幕", "保修政策"]),
-             ("D3", "电池和屏幕问题请携带发票到指定门店维修。", ["电池", "屏幕"]),
-             ("D4", "购买新款手机可享以旧换新活动。", ["以旧换新", "活动优惠"]),
-             ("D5", "购买旗舰手机赠送延保服务。", ["延保服务", "活动优惠"]),
-             ("D6", "限时活动：购买手机赠送耳机和手机壳。", ["活动优惠"]),
-             ("K1", "会员积分可以在门店抵扣现金。", ["其他"])]
+SEED_DOCS = [
+    ("D1", "屏幕损坏属于保修范围，可免费更换一次。", ["屏幕", "保修政策"]),
+    ("D2", "保修期内非人为损坏的屏幕可以免费维修。", ["屏幕", "保修政策"]),
+    ("D3", "电池和屏幕问题请携带发票到指定门店维修。", ["电池", "屏幕"]),
+    ("D4", "购买新款手机可享以旧换新活动。", ["以旧换新", "活动优惠"]),
+    ("D5", "购买旗舰手机赠送延保服务。", ["延保服务", "活动优惠"]),
+    ("D6", "限时活动：购买手机赠送耳机和手机壳。", ["活动优惠"]),
+    ("K1", "会员积分可以在门店抵扣现金。", ["其他"]),
+]
 
 
 @pytest.fixture()
@@ -98,8 +106,11 @@ def kb(chroma_client, collection_name, tiny_encoder_dir, taxonomy):  # type: ign
     from app.voters.encoders import HFEncoder
 
     base = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
-    base.index([Doc(i, t, tuple(taxonomy.expand(labels)), f"title {i}") for i, t, labels in SEED_DOCS], taxonomy,
-               chunk_chars=100)
+    base.index(
+        [Doc(i, t, tuple(taxonomy.expand(labels)), f"title {i}") for i, t, labels in SEED_DOCS],
+        taxonomy,
+        chunk_chars=100,
+    )
     return base
 
 
@@ -108,5 +119,7 @@ def components(settings, taxonomy, voters, kb):  # type: ignore[no-untyped-def]
     from app.components import Components
     from app.rules import Rule, RuleSet
 
-    rules = RuleSet((Rule("promo", ("销售", "活动优惠"), ("活动", "优惠")), Rule("warranty", ("售后", "保修政策"), ("保修",))))
+    rules = RuleSet(
+        (Rule("promo", ("销售", "活动优惠"), ("活动", "优惠")), Rule("warranty", ("售后", "保修政策"), ("保修",)))
+    )
     return Components(settings, taxonomy, rules, voters, kb, llm=None)

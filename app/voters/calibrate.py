@@ -24,33 +24,33 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(TEMPERATURES[int(np.argmin(losses))])
 
 
-def label_threshold(probs: np.ndarray, targets: np.ndarray, *, target_precision: float, floor: float) -> float:
-    """Smallest threshold >= floor whose dev precision reaches target_precision.
+def label_threshold(
+    probs: np.ndarray, targets: np.ndarray, *, target_precision: float, floor: float, ceiling: float = 0.999
+) -> float:
+    """Smallest threshold in [floor, ceiling] whose dev precision reaches target_precision.
 
-    When no threshold reaches it, the threshold sits just above the highest-scoring negative (so dev precision
-    is 1.0 wherever anything passes); a label with no dev positives keeps max(floor, 0.5).
+    When none does, the ceiling (dev sets are small: one confident negative must not push a label out of reach;
+    the two voters' agreement guards precision too). A label with no dev positives gets max(floor, 0.5).
     """
     positives = targets > 0.5
     if not positives.any():
-        return max(floor, 0.5)
-    for t in np.unique(probs[probs >= floor]):
+        return min(max(floor, 0.5), ceiling)
+    for t in np.unique(probs[(probs >= floor) & (probs <= ceiling)]):
         passed = probs >= t
         if passed.any() and positives[passed].mean() >= target_precision:
             return float(t)
-    negatives = probs[~positives]
-    top_negative = float(negatives.max()) if negatives.size else floor
-    return float(min(max(top_negative + 1e-6, floor), 0.999))
+    return float(ceiling)
 
 
 def label_thresholds(
-    probs: np.ndarray, targets: np.ndarray, *, target_precision: float, floor: float
+    probs: np.ndarray, targets: np.ndarray, *, target_precision: float, floor: float, ceiling: float = 0.999
 ) -> np.ndarray:
     """Per-column label_threshold; probs and targets are (n, labels)."""
     if probs.shape != targets.shape:
         raise ValueError(f"probs {probs.shape} and targets {targets.shape} differ")
     return np.array(
         [
-            label_threshold(probs[:, j], targets[:, j], target_precision=target_precision, floor=floor)
+            label_threshold(probs[:, j], targets[:, j], target_precision=target_precision, floor=floor, ceiling=ceiling)
             for j in range(probs.shape[1])
         ]
     )

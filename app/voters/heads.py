@@ -32,15 +32,17 @@ class MLPHead(nn.Module):
 
     def __init__(self, dim: int, num_labels: int, hidden: int = 256, dropout: float = 0.2) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Dropout(0.1), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, num_labels))
+        self.net = nn.Sequential(
+            nn.Dropout(0.1), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, label_weights: torch.Tensor,
-                 pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+def weighted_bce(
+    logits: torch.Tensor, targets: torch.Tensor, label_weights: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Multi-label BCE where each label's term is scaled by its class weight (售后 2.0, 投诉 3.0, …)."""
     per = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
     return (per * label_weights).sum(dim=1).mean() / label_weights.mean()

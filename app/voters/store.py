@@ -46,8 +46,14 @@ def save_voter(voters_dir: Path, voter: Voter, write_weights: Callable[[Path], N
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     write_weights(tmp)
-    meta = {**voter.meta, "name": voter.name, "version": voter.version, "labels": voter.labels,
-            "temperature": voter.temperature, "thresholds": voter.thresholds}
+    meta = {
+        **voter.meta,
+        "name": voter.name,
+        "version": voter.version,
+        "labels": voter.labels,
+        "temperature": voter.temperature,
+        "thresholds": voter.thresholds,
+    }
     (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.rename(final)
     set_current(voters_dir, voter.name, voter.version)
@@ -56,7 +62,7 @@ def save_voter(voters_dir: Path, voter: Voter, write_weights: Callable[[Path], N
 
 def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:
     def write(path: Path) -> None:
-        model.encoder.save_pretrained(str(path / "adapter"))
+        model.encoder.save_pretrained(str(path / "adapter"))  # type: ignore[operator]  # a PeftModel
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(path / "head.safetensors"))
 
     return write
@@ -77,12 +83,15 @@ def _read_meta(voters_dir: Path, name: str, version: str | None) -> tuple[Path, 
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelNotBuiltError(f"voter {name} {version} is missing or corrupt ({exc}): run `labelgate train`") from exc
+        raise ModelNotBuiltError(
+            f"voter {name} {version} is missing or corrupt ({exc}): run `labelgate train`"
+        ) from exc
     return path, meta
 
 
-def pooled_logits_fn(tokenizer: Any, model: PooledClassifier, prefix: str,
-                     max_length: int) -> Callable[[Sequence[str]], np.ndarray]:
+def pooled_logits_fn(
+    tokenizer: Any, model: PooledClassifier, prefix: str, max_length: int
+) -> Callable[[Sequence[str]], np.ndarray]:
     from app.voters.train import pooled_logits
 
     return lambda texts: pooled_logits(tokenizer, model, texts, prefix=prefix, max_length=max_length)
@@ -122,5 +131,12 @@ def load_voter(voters_dir: Path, name: str, *, version: str | None = None, threa
             fn = head_logits_fn(encoder, head)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise ModelNotBuiltError(f"voter {name} at {path} cannot be loaded ({exc}): run `labelgate train`") from exc
-    return Voter(name=name, version=meta["version"], labels=labels, logits_fn=fn,
-                 temperature=float(meta["temperature"]), thresholds=dict(meta["thresholds"]), meta=meta)
+    return Voter(
+        name=name,
+        version=meta["version"],
+        labels=labels,
+        logits_fn=fn,
+        temperature=float(meta["temperature"]),
+        thresholds=dict(meta["thresholds"]),
+        meta=meta,
+    )

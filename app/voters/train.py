@@ -54,12 +54,15 @@ class WeightedTrainer(Trainer):
         self.label_weights = label_weights
         self.pos_weight = pos_weight
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **_: Any) -> Any:
+    def compute_loss(  # type: ignore[override]
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **_: Any
+    ) -> Any:
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         logits = outputs["logits"]
-        loss = weighted_bce(logits, labels.to(logits.dtype), self.label_weights.to(logits.device),
-                            self.pos_weight.to(logits.device))
+        loss = weighted_bce(
+            logits, labels.to(logits.dtype), self.label_weights.to(logits.device), self.pos_weight.to(logits.device)
+        )
         return (loss, outputs) if return_outputs else loss
 
 
@@ -78,14 +81,20 @@ def build_voter_a_model(encoder_spec: str, num_labels: int, cfg: TrainSettings) 
     check_model_path(encoder_spec)
     tokenizer = AutoTokenizer.from_pretrained(encoder_spec)
     base = AutoModel.from_pretrained(encoder_spec)
-    lora = LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                      lora_dropout=0.1, target_modules=["query", "value"])
+    lora = LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.1,
+        target_modules=["query", "value"],
+    )
     model = PooledClassifier(get_peft_model(base, lora), base.config.hidden_size, num_labels)
     return tokenizer, model
 
 
-def pooled_logits(tokenizer: Any, model: PooledClassifier, texts: Sequence[str], *, prefix: str,
-                  max_length: int, batch_size: int = 64) -> np.ndarray:
+def pooled_logits(
+    tokenizer: Any, model: PooledClassifier, texts: Sequence[str], *, prefix: str, max_length: int, batch_size: int = 64
+) -> np.ndarray:
     """Logits of a PooledClassifier in eval mode, batched by length."""
     model.eval()
     order = np.argsort([len(t) for t in texts])
@@ -93,14 +102,20 @@ def pooled_logits(tokenizer: Any, model: PooledClassifier, texts: Sequence[str],
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            batch = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt")
+            batch = tokenizer(
+                [prefix + texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             out[idx] = model(batch["input_ids"], batch["attention_mask"])["logits"].numpy()
     return out
 
 
-def train_voter_a(train: Sequence[Example], taxonomy: Taxonomy, *, encoder_spec: str, prefix: str,
-                  cfg: TrainSettings) -> tuple[Any, PooledClassifier]:
+def train_voter_a(
+    train: Sequence[Example], taxonomy: Taxonomy, *, encoder_spec: str, prefix: str, cfg: TrainSettings
+) -> tuple[Any, PooledClassifier]:
     """LoRA fine-tuning with the class-weighted loss; returns (tokenizer, trained model)."""
     torch.manual_seed(cfg.seed)
     labels = taxonomy.ids
@@ -112,26 +127,41 @@ def train_voter_a(train: Sequence[Example], taxonomy: Taxonomy, *, encoder_spec:
         rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": target.tolist()})
     head_params = list(model.head.parameters())
     lora_params = [p for n, p in model.encoder.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr_lora},
-                                   {"params": head_params, "lr": cfg.lr_head}], weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        [{"params": lora_params, "lr": cfg.lr_lora}, {"params": head_params, "lr": cfg.lr_head}], weight_decay=0.01
+    )
     steps = cfg.epochs_a * -(-len(rows) // cfg.batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 15), steps)
     with tempfile.TemporaryDirectory(prefix="labelgate-train-") as tmp:
-        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=cfg.batch_size,
-                                 num_train_epochs=cfg.epochs_a, save_strategy="no", report_to=[], use_cpu=True,
-                                 seed=cfg.seed, remove_unused_columns=False, logging_steps=max(1, steps // 10),
-                                 dataloader_num_workers=0)
-        trainer = WeightedTrainer(model=model, args=args, train_dataset=_Rows(rows),
-                                  data_collator=DataCollatorWithPadding(tokenizer), optimizers=(optimizer, scheduler),
-                                  label_weights=torch.tensor([taxonomy[x].weight for x in labels]),
-                                  pos_weight=pos_weights(y))
+        args = TrainingArguments(
+            output_dir=tmp,
+            per_device_train_batch_size=cfg.batch_size,
+            num_train_epochs=cfg.epochs_a,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            seed=cfg.seed,
+            remove_unused_columns=False,
+            logging_steps=max(1, steps // 10),
+            dataloader_num_workers=0,
+        )
+        trainer = WeightedTrainer(
+            model=model,
+            args=args,
+            train_dataset=_Rows(rows),
+            data_collator=DataCollatorWithPadding(tokenizer),
+            optimizers=(optimizer, scheduler),
+            label_weights=torch.tensor([taxonomy[x].weight for x in labels]),
+            pos_weight=pos_weights(y),
+        )
         trainer.train()
     model.eval()
     return tokenizer, model
 
 
-def train_voter_b(train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, *, encoder: TextEncoder,
-                  cfg: TrainSettings) -> MLPHead:
+def train_voter_b(
+    train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, *, encoder: TextEncoder, cfg: TrainSettings
+) -> MLPHead:
     """MLP head on frozen embeddings of the augmented train set; keeps the epoch with the best dev loss."""
     torch.manual_seed(cfg.seed)
     labels = taxonomy.ids

@@ -55,10 +55,26 @@ def test_extract_without_or_with_broken_llm(taxonomy) -> None:  # type: ignore[n
     assert out["reasons"][-1] == "extract_skipped:llm_unavailable:TimeoutError"
 
 
-DOCS = [{"id": "D1#0", "doc_id": "D1", "title": "保修", "text": "屏幕损坏属于保修范围。", "labels": ["屏幕"],
-         "stage": "fine", "scores": {"semantic": 0.9}},
-        {"id": "D2#0", "doc_id": "D2", "title": "保修", "text": "保修期内免费维修。", "labels": ["屏幕"],
-         "stage": "fine", "scores": {"semantic": 0.8}}]
+DOCS = [
+    {
+        "id": "D1#0",
+        "doc_id": "D1",
+        "title": "保修",
+        "text": "屏幕损坏属于保修范围。",
+        "labels": ["屏幕"],
+        "stage": "fine",
+        "scores": {"semantic": 0.9},
+    },
+    {
+        "id": "D2#0",
+        "doc_id": "D2",
+        "title": "保修",
+        "text": "保修期内免费维修。",
+        "labels": ["屏幕"],
+        "stage": "fine",
+        "scores": {"semantic": 0.8},
+    },
+]
 
 
 def test_answer_paths() -> None:
