@@ -182,3 +182,7 @@ def main() -> None:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app(prog_name="labelgate")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,9 @@ Voter B: a frozen, different encoder (USE-multilingual CNN by default) with an M
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
@@ -154,7 +156,8 @@ def train_voter_a(
             label_weights=torch.tensor([taxonomy[x].weight for x in labels]),
             pos_weight=pos_weights(y),
         )
-        trainer.train()
+        with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its logs; stdout is for results (--json)
+            trainer.train()
     model.eval()
     return tokenizer, model
 

@@ -1,0 +1,112 @@
+"""The CLI end to end on a tiny data dir with tiny random-init encoders: train, index, ask, review, demo, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from tests.conftest import ROOT, SEED_DOCS
+
+ROWS = {
+    "屏幕": ["屏幕裂了", "屏幕碎了怎么办", "手机屏幕坏了"],
+    "电池": ["电池不耐用", "电池鼓包了", "换电池多少钱"],
+    "活动优惠": ["有什么活动", "双十一优惠", "最近有优惠吗"],
+    "服务态度": ["客服态度差", "店员态度恶劣", "投诉你们的态度"],
+    "其他": ["今天天气怎么样", "股票怎么买", "讲个笑话"],
+}
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture()
+def env(tmp_path: Path, tiny_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(ROOT / "data" / "taxonomy.yaml", data / "taxonomy.yaml")
+    for split, suffix in (("train", ""), ("dev", "呀"), ("test", "啊")):
+        write_jsonl(
+            data / "queries" / f"{split}.jsonl",
+            [{"text": t + suffix, "labels": [label]} for label, texts in ROWS.items() for t in texts],
+        )
+    write_jsonl(
+        data / "kb" / "docs.jsonl",
+        [{"id": i, "text": t, "labels": labels} for i, t, labels in SEED_DOCS]
+        + [{"id": "U1", "text": "屏幕更换需要预约。"}],
+    )  # no labels: the voters label it at index time
+    (data / "rules.yaml").write_text("rules:\n  - id: promo\n    labels: [活动优惠]\n    keywords: [活动]\n", "utf-8")
+    (data / "samples.yaml").write_text("samples:\n  - text: 屏幕裂了\n  - text: 今天天气怎么样\n", "utf-8")
+    for key, value in {
+        "DATA_DIR": data,
+        "HOME": tmp_path / "home",
+        "ENCODER_A": tiny_encoder_dir,
+        "ENCODER_B": tiny_encoder_dir,
+        "EMBEDDER": tiny_encoder_dir,
+        "TRAIN__EPOCHS_A": 1,
+        "TRAIN__EPOCHS_B": 5,
+        "COLLECTION": "cli-test",
+    }.items():
+        monkeypatch.setenv(f"LABELGATE_{key}", str(value))
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str]:
+    """(exit code, stdout) — or the whole output (stderr included) when the command failed."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
+
+
+def test_train_index_ask_review_demo(env: Path) -> None:
+    code, out = run("train", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert set(report["test"]["voters"]) == {"A", "B"}
+    assert (env / "home" / "voters" / "A" / "CURRENT").is_file()
+    code, out = run("index")
+    assert code == 0, out
+    assert json.loads(out)["chunks"] == len(SEED_DOCS) + 1
+    assert json.loads(run("index")[1])["upserted"] == 0  # idempotent
+    code, out = run("ask", "屏幕裂了", "--json")
+    assert code == 0, out
+    answer = json.loads(out)
+    assert {"answer", "labels", "decision", "reasons", "docs", "pending_review", "thread_id"} <= set(answer)
+    assert all({"id", "score"} <= set(doc) for doc in answer["docs"])
+    code, out = run("review", "list", "--json")
+    assert code == 0, out
+    pending = json.loads(out)
+    if answer["pending_review"]:
+        assert answer["thread_id"] in {p["thread_id"] for p in pending}
+        code, out = run("review", "resolve", answer["thread_id"], "--labels", "屏幕", "--reviewer", "alice")
+        assert code == 0, out
+    code, out = run("demo", "--json")
+    assert code == 0, out
+    demo = json.loads(out)
+    for key in (
+        "dense_top3_before",
+        "dense_top3_after",
+        "gated_top3_after",
+        "dense_top3_full",
+        "gated_top3_full",
+        "dense_purity_full",
+        "gated_purity_full",
+        "samples",
+    ):
+        assert key in demo
+    assert len(demo["samples"]) == 2
+
+
+def test_errors_are_clear_and_exit_2(env: Path) -> None:
+    code, out = run("ask", "屏幕裂了")
+    assert code == 2 and "labelgate train" in out  # nothing trained yet
+    code, out = run("review", "resolve", "t1", "--labels", "屏幕", "--reviewer", "alice")
+    assert code == 2 and "error:" in out
+    (env / "data" / "queries" / "train.jsonl").write_text('{"text": "x", "labels": ["NOPE"]}\n', "utf-8")
+    code, out = run("train")
+    assert code == 2 and "train.jsonl:1" in out and "NOPE" in out
