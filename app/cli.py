@@ -18,8 +18,10 @@ T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labelgate: label-gated RAG against semantic drift")
 models_app = typer.Typer(no_args_is_help=True, help="offline models")
 review_app = typer.Typer(no_args_is_help=True, help="pending human reviews")
+bench_app = typer.Typer(no_args_is_help=True, help="benchmarks that write JSON")
 app.add_typer(models_app, name="models")
 app.add_typer(review_app, name="review")
+app.add_typer(bench_app, name="bench")
 _state: dict[str, Any] = {}
 
 
@@ -176,6 +178,28 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         _print_json(result)
     else:
         typer.echo(format_demo(result))
+
+
+@bench_app.command("gate")
+def bench_gate(
+    out: Annotated[Path | None, typer.Option(help="write the JSON here too")] = None,
+    split: Annotated[str, typer.Option(help="query split to time")] = "test",
+) -> None:
+    """Latency of classify + vote per query (p50/p95/p99) and per voter, on the demo queries."""
+    from app.components import Components
+    from app.data import DemoData, load_examples
+    from app.eval.latency import bench_gate as run_bench
+
+    def go() -> dict[str, Any]:
+        settings = _settings()
+        components = Components.load(settings)
+        queries = [ex.text for ex in load_examples(DemoData(settings.data_dir).split(split), components.taxonomy)]
+        return run_bench(components, queries)
+
+    result = _run(go)
+    if out is not None:
+        out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    _print_json(result)
 
 
 def main() -> None:

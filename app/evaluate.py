@@ -22,6 +22,10 @@ def classifier_labels(probs: Mapping[str, float], taxonomy: Taxonomy) -> list[st
     return taxonomy.expand(chosen)
 
 
+def _coarse(labels: Sequence[str], taxonomy: Taxonomy) -> list[str]:
+    return [label for label in labels if label in taxonomy.coarse_ids]
+
+
 def evaluate(
     a: Voter, b: Voter, examples: Sequence[Example], taxonomy: Taxonomy, policy: VoteSettings
 ) -> dict[str, Any]:
@@ -36,15 +40,23 @@ def evaluate(
     ]
     auto = [v.decision == "auto" for v in votes]
     gate = gate_metrics(auto, [v.labels for v in votes], gold)
+    coarse_gate = gate_metrics(auto, [_coarse(v.labels, taxonomy) for v in votes], [_coarse(g, taxonomy) for g in gold])
     escalated = len(auto) - sum(auto)
     return {
         "rows": len(examples),
         "voters": {
-            name: {"accuracy": exact_match(pred, gold), "macro_f1": macro_f1(pred, gold, taxonomy.ids)}
+            name: {
+                "accuracy": exact_match(pred, gold),
+                "macro_f1": macro_f1(pred, gold, taxonomy.ids),
+                "coarse_accuracy": exact_match(
+                    [_coarse(p, taxonomy) for p in pred], [_coarse(g, taxonomy) for g in gold]
+                ),
+            }
             for name, pred in (("A", pred_a), ("B", pred_b))
         },
         "agreement": sum(set(x) == set(y) for x, y in zip(pred_a, pred_b, strict=True)) / max(len(gold), 1),
         **gate,
+        "auto_precision_coarse": coarse_gate["auto_precision"],
         "escalated": escalated,
         "escalated_where_a_wrong": sum(
             not au and set(p) != set(g) for au, p, g in zip(auto, pred_a, gold, strict=True)

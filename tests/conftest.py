@@ -27,10 +27,8 @@ def taxonomy() -> Taxonomy:
 
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        from app.testing import build_tiny_encoder
-    except ImportError:  # TEMP
-        return Path("/tmp/lg/tiny")
+    from app.testing import build_tiny_encoder
+
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"), seed=0)
 
 

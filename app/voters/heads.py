@@ -40,9 +40,7 @@ class MLPHead(nn.Module):
         return self.net(x)
 
 
-def weighted_bce(
-    logits: torch.Tensor, targets: torch.Tensor, label_weights: torch.Tensor, pos_weight: torch.Tensor | None = None
-) -> torch.Tensor:
+def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, label_weights: torch.Tensor) -> torch.Tensor:
     """Multi-label BCE where each label's term is scaled by its class weight (售后 2.0, 投诉 3.0, …)."""
-    per = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+    per = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     return (per * label_weights).sum(dim=1).mean() / label_weights.mean()

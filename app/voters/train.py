@@ -42,19 +42,12 @@ def targets(examples: Sequence[Example], labels: Sequence[str]) -> np.ndarray:
     return out
 
 
-def pos_weights(y: np.ndarray) -> torch.Tensor:
-    """sqrt(negatives / positives) per label, clipped to [1, 5]: rare labels are not drowned by zeros."""
-    pos = y.sum(0)
-    return torch.tensor(np.clip(np.sqrt((len(y) - pos) / np.maximum(pos, 1)), 1.0, 5.0), dtype=torch.float32)
-
-
 class WeightedTrainer(Trainer):
     """Trainer whose loss is the class-weighted multi-label BCE (the seed's weighted LoRA fine-tuning)."""
 
-    def __init__(self, *args: Any, label_weights: torch.Tensor, pos_weight: torch.Tensor, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, label_weights: torch.Tensor, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.label_weights = label_weights
-        self.pos_weight = pos_weight
 
     def compute_loss(  # type: ignore[override]
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **_: Any
@@ -62,9 +55,7 @@ class WeightedTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         logits = outputs["logits"]
-        loss = weighted_bce(
-            logits, labels.to(logits.dtype), self.label_weights.to(logits.device), self.pos_weight.to(logits.device)
-        )
+        loss = weighted_bce(logits, labels.to(logits.dtype), self.label_weights.to(logits.device))
         return (loss, outputs) if return_outputs else loss
 
 
@@ -154,7 +145,6 @@ def train_voter_a(
             data_collator=DataCollatorWithPadding(tokenizer),
             optimizers=(optimizer, scheduler),
             label_weights=torch.tensor([taxonomy[x].weight for x in labels]),
-            pos_weight=pos_weights(y),
         )
         with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its logs; stdout is for results (--json)
             trainer.train()
@@ -176,19 +166,18 @@ def train_voter_b(
     x_dev, y_dev = torch.tensor(encoder.encode([ex.text for ex in dev])), torch.tensor(targets(dev, labels))
     head = MLPHead(x.shape[1], len(labels))
     weights = torch.tensor([taxonomy[label].weight_b for label in labels])
-    pos_weight = pos_weights(y_np)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr_head, weight_decay=1e-3)
     best, best_state = float("inf"), {k: v.clone() for k, v in head.state_dict().items()}
     for epoch in tqdm(range(cfg.epochs_b), desc="voter B", unit="epoch", leave=False):
         head.train()
         for batch in torch.randperm(len(x)).split(128):
             optimizer.zero_grad()
-            weighted_bce(head(x[batch]), y[batch], weights, pos_weight).backward()
+            weighted_bce(head(x[batch]), y[batch], weights).backward()
             optimizer.step()
         if epoch % 5 == 4 or epoch == cfg.epochs_b - 1:
             head.eval()
             with torch.inference_mode():
-                loss = float(weighted_bce(head(x_dev), y_dev, weights, pos_weight))
+                loss = float(weighted_bce(head(x_dev), y_dev, weights))
             if loss < best:
                 best, best_state = loss, {k: v.clone() for k, v in head.state_dict().items()}
     head.load_state_dict(best_state)

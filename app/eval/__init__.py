@@ -1,0 +1,1 @@
+"""Evaluation and benchmarks (classification, latency)."""

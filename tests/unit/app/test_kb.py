@@ -1,0 +1,58 @@
+"""Knowledge base: chunking, idempotent sync, voter labelling with aggregation, multi-label filters in Chroma."""
+
+from __future__ import annotations
+
+from app.data import Doc
+from app.kb import KnowledgeBase, chunk_text
+from app.ranking import where_any
+from app.voters.encoders import HFEncoder
+
+
+def test_chunk_text_packs_sentences_and_cuts_long_ones() -> None:
+    text = "第一句。第二句！第三句？" + "长" * 25
+    chunks = chunk_text(text, max_chars=10)
+    assert all(len(c) <= 10 for c in chunks)
+    assert "".join(chunks) == text
+    assert chunk_text("短句。", 100) == ["短句。"]
+    assert chunk_text("   ", 100) == []
+
+
+def test_index_is_idempotent_and_syncs_removals(chroma_client, collection_name, tiny_encoder_dir, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+    docs = [Doc("A", "屏幕保修。电池更换。", ("售后", "屏幕")), Doc("B", "以旧换新活动。", ("销售", "以旧换新"))]
+    first = kb.index(docs, taxonomy, chunk_chars=7)
+    assert first["chunks"] == 3 and first["upserted"] == 3
+    assert kb.index(docs, taxonomy, chunk_chars=7)["upserted"] == 0
+    changed = kb.index([docs[0], Doc("B", "以旧换新。", ("销售", "以旧换新"))], taxonomy, chunk_chars=7)
+    assert changed["upserted"] == 1 and changed["unchanged"] == 2
+    removed = kb.index([docs[0]], taxonomy, chunk_chars=7)
+    assert removed["deleted"] == 1 and kb.count() == 2
+
+
+def test_voter_labels_aggregate_to_every_chunk(chroma_client, collection_name, tiny_encoder_dir, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+
+    def labeler(chunks):  # type: ignore[no-untyped-def]
+        return [["电池"] if "电池" in c else ["活动优惠"] for c in chunks]
+
+    kb.index([Doc("M", "电池换新。双十一活动。", ())], taxonomy, chunk_chars=7, labeler=labeler)
+    got = kb.collection.get(include=["metadatas"])
+    for meta in got["metadatas"]:
+        assert meta["labels"] == ["售后", "销售", "电池", "活动优惠"] and meta["label_source"] == "voters"
+
+
+def test_multi_label_doc_found_from_either_label(chroma_client, collection_name, tiny_encoder_dir, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+    kb.index(
+        [
+            Doc("X", "电池换新优惠活动。", ("售后", "电池", "销售", "活动优惠")),
+            Doc("Y", "屏幕维修。", ("售后", "屏幕")),
+        ],
+        taxonomy,
+        chunk_chars=100,
+    )
+    vector = kb.embed_query("电池")
+    for label in ("电池", "活动优惠", "销售"):
+        assert [h.doc_id for h in kb.search(vector, where=where_any([label]), n=5)] == ["X"]
+    assert {h.doc_id for h in kb.search(vector, where=where_any(["屏幕", "电池"]), n=5)} == {"X", "Y"}
+    assert kb.search(vector, where=where_any(["虚假宣传"]), n=5) == []
