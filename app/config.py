@@ -18,7 +18,7 @@ DEFAULT_MODEL_DIR = Path.home() / ".cache" / "labelgate" / "models"
 class TrainSettings(BaseModel):
     """Training knobs; never read by inference code."""
 
-    epochs_a: int = Field(8, ge=1, description="voter A epochs (LoRA + head)")
+    epochs_a: int = Field(10, ge=1, description="voter A epochs (LoRA + head)")
     epochs_b: int = Field(300, ge=1, description="voter B head epochs (full batch on cached embeddings)")
     batch_size: int = Field(16, ge=1)
     lr_lora: float = Field(1e-3, gt=0, description="learning rate of the LoRA matrices")
@@ -37,7 +37,7 @@ class VoteSettings(BaseModel):
     """Decision policy of the vote node (see app/decision.py)."""
 
     min_margin: float = Field(0.15, ge=0, le=1, description="lowest accepted prob minus highest rejected prob")
-    min_fine_agreement: float = Field(0.5, ge=0, le=1, description="Jaccard of the voters' fine label sets")
+    min_fine_agreement: float = Field(1.0, ge=0, le=1, description="Jaccard of the voters' fine label sets")
 
 
 class RerankWeights(BaseModel):

@@ -53,7 +53,7 @@ def train_voters(settings: Settings) -> dict[str, Any]:
     cfg, version, labels = settings.train, new_version(), taxonomy.ids
     started = time.perf_counter()
     tokenizer, model = train_voter_a(
-        train, taxonomy, encoder_spec=settings.encoder_a_id, prefix=settings.query_prefix, cfg=cfg
+        train, dev, taxonomy, encoder_spec=settings.encoder_a_id, prefix=settings.query_prefix, cfg=cfg
     )
     seconds_a = time.perf_counter() - started
     voter_a = Voter(

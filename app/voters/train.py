@@ -12,14 +12,21 @@ import contextlib
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from peft import LoraConfig, TaskType, get_peft_model
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.optimization import get_linear_schedule_with_warmup
 
 from app.config import TrainSettings
@@ -106,10 +113,40 @@ def pooled_logits(
     return out
 
 
+class BestEpoch(TrainerCallback):
+    """After each epoch, score dev; at the end restore the trainable weights (LoRA + head) of the best epoch."""
+
+    def __init__(self, model: PooledClassifier, dev_loss: Callable[[], float]) -> None:
+        self.model, self.dev_loss = model, dev_loss
+        self.best = float("inf")
+        self.best_epoch = 0
+        self.state: dict[str, torch.Tensor] = {}
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        loss = self.dev_loss()
+        self.model.train()
+        log.info("voter A epoch %.0f: dev loss %.4f", state.epoch, loss)
+        if loss < self.best:
+            self.best, self.best_epoch = loss, round(state.epoch)
+            self.state = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                if name in self.state:
+                    param.copy_(self.state[name])
+
+
 def train_voter_a(
-    train: Sequence[Example], taxonomy: Taxonomy, *, encoder_spec: str, prefix: str, cfg: TrainSettings
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    taxonomy: Taxonomy,
+    *,
+    encoder_spec: str,
+    prefix: str,
+    cfg: TrainSettings,
 ) -> tuple[Any, PooledClassifier]:
-    """LoRA fine-tuning with the class-weighted loss; returns (tokenizer, trained model)."""
+    """LoRA fine-tuning with the class-weighted loss, keeping the epoch with the best dev loss."""
     torch.manual_seed(cfg.seed)
     labels = taxonomy.ids
     tokenizer, model = build_voter_a_model(encoder_spec, len(labels), cfg)
@@ -123,6 +160,14 @@ def train_voter_a(
     optimizer = torch.optim.AdamW(
         [{"params": lora_params, "lr": cfg.lr_lora}, {"params": head_params, "lr": cfg.lr_head}], weight_decay=0.01
     )
+    weights = torch.tensor([taxonomy[x].weight for x in labels])
+    dev_y = torch.tensor(targets(dev, labels))
+
+    def dev_loss() -> float:
+        logits = pooled_logits(tokenizer, model, [ex.text for ex in dev], prefix=prefix, max_length=cfg.max_length)
+        return float(weighted_bce(torch.tensor(logits), dev_y, weights))
+
+    best = BestEpoch(model, dev_loss)
     steps = cfg.epochs_a * -(-len(rows) // cfg.batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 15), steps)
     with tempfile.TemporaryDirectory(prefix="labelgate-train-") as tmp:
@@ -144,10 +189,13 @@ def train_voter_a(
             train_dataset=_Rows(rows),
             data_collator=DataCollatorWithPadding(tokenizer),
             optimizers=(optimizer, scheduler),
-            label_weights=torch.tensor([taxonomy[x].weight for x in labels]),
+            label_weights=weights,
+            callbacks=[best],
         )
         with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its logs; stdout is for results (--json)
             trainer.train()
+    best.restore()
+    log.info("voter A: kept epoch %d of %d (dev loss %.4f)", best.best_epoch, cfg.epochs_a, best.best)
     model.eval()
     return tokenizer, model
 
