@@ -29,7 +29,7 @@ class TrainSettings(BaseModel):
     augment_rare_below: int = Field(60, ge=0, description="voter B: paraphrase-augment labels with fewer rows")
     target_precision: float = Field(0.9, gt=0, le=1, description="per-label threshold target on dev")
     threshold_floor: float = Field(0.3, ge=0, le=1, description="lowest per-label threshold calibration may pick")
-    threshold_ceiling: float = Field(0.9, ge=0, le=1, description="highest per-label threshold calibration may pick")
+    threshold_ceiling: float = Field(0.8, ge=0, le=1, description="highest per-label threshold calibration may pick")
     seed: int = 13
 
 

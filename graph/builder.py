@@ -38,7 +38,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_node("review", Review(c.taxonomy))
     g.add_node("retrieve", Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k))
     g.add_node("rerank", Rerank(c.taxonomy, s.rerank, top_k=s.top_k))
-    g.add_node("answer", Answer(c.llm))
+    g.add_node("answer", Answer(c.llm, oos_label=c.taxonomy.oos_label))
     g.add_edge(START, "classify")
     g.add_edge("classify", "vote")
     g.add_conditional_edges("vote", after_vote, ["retrieve", "extract"])

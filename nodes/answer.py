@@ -15,6 +15,9 @@ from graph.state import DocRecord, State, add_reasons
 
 log = logging.getLogger(__name__)
 NO_DOCS = "抱歉，知识库中没有找到与您的问题相关的资料。已为您记录，可转接人工客服继续处理。"
+OUT_OF_SCOPE = (
+    "抱歉，这个问题不在本店客服的服务范围内。如需手机售前、售后或投诉方面的帮助，请告诉我；也可以转接人工客服。"
+)
 PASSAGES_HEADER = "（以下为知识库原文摘录，未经大模型生成）"
 
 
@@ -29,11 +32,19 @@ def cited_ids(text: str, docs: list[DocRecord]) -> list[str]:
 
 
 class Answer:
-    def __init__(self, llm: BaseChatModel | None) -> None:
+    def __init__(self, llm: BaseChatModel | None, *, oos_label: str | None = None) -> None:
         self.llm = llm
+        self.oos_label = oos_label
         self.system = prompts.load("answer")
 
     def __call__(self, state: State) -> dict[str, Any]:
+        if self.oos_label is not None and state.get("labels") == [self.oos_label]:
+            return {
+                "answer": OUT_OF_SCOPE,
+                "answer_kind": "out_of_scope",
+                "citations": [],
+                "reasons": add_reasons(state, "answer:out_of_scope_offer_human"),
+            }
         docs = state.get("docs", [])
         if not docs:
             return {

@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from nodes.answer import NO_DOCS, PASSAGES_HEADER, Answer
+from nodes.answer import NO_DOCS, OUT_OF_SCOPE, PASSAGES_HEADER, Answer
 from nodes.extract import Extract, response_format
 
 
@@ -87,3 +87,10 @@ def test_answer_paths() -> None:
     broken = Answer(FailingChat(messages=iter([])))({"query": "q", "docs": DOCS, "reasons": []})
     assert broken["answer_kind"] == "passages"
     assert broken["reasons"] == ["answer:passages_llm_unavailable:TimeoutError"]
+
+
+def test_out_of_scope_is_said_not_answered_from_docs() -> None:
+    out = Answer(fake("不该被调用"), oos_label="其他")(
+        {"query": "天气", "labels": ["其他"], "docs": DOCS, "reasons": []}
+    )
+    assert out["answer"] == OUT_OF_SCOPE and out["citations"] == [] and out["answer_kind"] == "out_of_scope"
