@@ -36,6 +36,7 @@ class Answer:
     votes: dict[str, Any] = field(default_factory=dict)
     filter_used: dict[str, Any] = field(default_factory=dict)
     widened: bool = False
+    path: list[str] = field(default_factory=list)  # the nodes this call ran, in order ("review" last while paused)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +49,7 @@ class PendingReview:
     payload: dict[str, Any]
 
 
-def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any]) -> Answer:
+def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any], path: list[str]) -> Answer:
     pending = bool(interrupts)
     docs = [
         {
@@ -79,6 +80,7 @@ def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any]) -> An
         votes=values.get("votes", {}),
         filter_used=values.get("filter_used", {}),
         widened=bool(values.get("widened", False)),
+        path=path + (["review"] if pending and path[-1:] != ["review"] else []),
     )
 
 
@@ -99,9 +101,12 @@ class Assistant:
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}, "run_name": "labelgate"}
 
-    def _result(self, thread_id: str) -> Answer:
-        snapshot = self.graph.get_state(self._config(thread_id))
-        return _answer(thread_id, dict(snapshot.values), list(snapshot.interrupts))
+    def _run(self, graph_input: Any, thread_id: str) -> Answer:
+        """Run the graph to its end or to a review pause; records which nodes ran."""
+        config = self._config(thread_id)
+        path = [node for update in self.graph.stream(graph_input, config, stream_mode="updates") for node in update]
+        snapshot = self.graph.get_state(config)
+        return _answer(thread_id, dict(snapshot.values), list(snapshot.interrupts), [n for n in path if n[:2] != "__"])
 
     def ask(self, query: str, thread_id: str | None = None, *, user: str | None = None) -> Answer:
         """Run one query through the graph; returns the answer, or a pending review (answer empty)."""
@@ -110,8 +115,7 @@ class Assistant:
         if self.graph.get_state(self._config(thread_id)).interrupts:
             raise InputError(f"thread {thread_id} is waiting for a review: resolve it before asking again")
         payload: dict[str, Any] = {"query": query} | ({"user": user} if user else {})
-        self.graph.invoke(payload, self._config(thread_id))
-        return self._result(thread_id)
+        return self._run(payload, thread_id)
 
     def pending_reviews(self) -> list[PendingReview]:
         """Threads paused at review, oldest first (read from the checkpointer; survives restarts)."""
@@ -130,5 +134,4 @@ class Assistant:
         validate_resume({"labels": labels, "reviewer": reviewer}, self.components.taxonomy)
         if not self.graph.get_state(self._config(thread_id)).interrupts:
             raise ReviewError(f"thread {thread_id} has no pending review")
-        self.graph.invoke(Command(resume={"labels": labels, "reviewer": reviewer}), self._config(thread_id))
-        return self._result(thread_id)
+        return self._run(Command(resume={"labels": labels, "reviewer": reviewer}), thread_id)

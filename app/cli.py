@@ -33,6 +33,8 @@ def _main(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # weight-loading bars on every `ask` are noise; training keeps its own progress bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _state["config"] = config
 
 
@@ -113,6 +115,7 @@ def ask(
         "label_source": answer.label_source,
         "decision": answer.decision,
         "route": answer.route,
+        "path": answer.path,
         "reasons": answer.reasons,
         "pending_review": answer.pending_review,
         "citations": answer.citations,
@@ -125,7 +128,7 @@ def ask(
         _print_json(out)
         return
     typer.echo(f"labels: {', '.join(answer.labels) or '-'}  decision: {answer.decision}  route: {answer.route}")
-    typer.echo(f"reasons: {', '.join(answer.reasons)}")
+    typer.echo(f"path: {' → '.join(answer.path)}  reasons: {', '.join(answer.reasons)}")
     if answer.pending_review:
         typer.echo(
             f"waiting for review (thread {answer.thread_id}); candidates: "

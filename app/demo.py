@@ -99,6 +99,7 @@ def _sample(answer: Answer, note: str) -> dict[str, Any]:
         "label_source": answer.label_source,
         "decision": answer.decision,
         "route": answer.route,
+        "path": answer.path,
         "reasons": answer.reasons,
         "pending_review": answer.pending_review,
         "candidates": [row["label"] for row in answer.review.get("candidates", [])] if answer.pending_review else [],
@@ -131,11 +132,7 @@ def format_demo(result: dict[str, Any]) -> str:
 
 
 def _format_sample(i: int, s: dict[str, Any]) -> list[str]:
-    path = "classify → vote → " + (
-        "retrieve"
-        if s["decision"] == "auto"
-        else "extract → rules → " + ("review (paused)" if s["pending_review"] else "retrieve")
-    )
+    path = " → ".join(s["path"]) + (" (paused)" if s["pending_review"] else "")
     lines = [
         f"{i}. {s['query']}" + (f"   — {s['note']}" if s["note"] else ""),
         f"   labels: {', '.join(s['labels']) or '-'} [{s['label_source'] or 'none yet'}]  decision: {s['decision']}",
@@ -147,7 +144,8 @@ def _format_sample(i: int, s: dict[str, Any]) -> list[str]:
         if "resolved" in s:
             r = s["resolved"]
             lines += [
-                f"   → resumed by demo-reviewer with {', '.join(r['labels'])}; docs {r['docs']}",
+                f"   → resumed by demo-reviewer with {', '.join(r['labels'])}: {' → '.join(r['path'])}",
+                f"   docs: {r['docs']}",
                 "   answer: " + r["answer"].replace("\n", "\n           "),
             ]
     else:

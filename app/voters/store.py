@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,9 @@ def load_voter(voters_dir: Path, name: str, *, version: str | None = None, threa
             check_model_path(meta["encoder"])
             tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
             base = AutoModel.from_pretrained(meta["encoder"])
-            merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
+            with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
             model = PooledClassifier(merged, base.config.hidden_size, len(labels))
             model.head.load_state_dict(head_state)
             model.eval()

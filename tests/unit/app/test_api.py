@@ -19,6 +19,7 @@ def test_auto_path_filters_to_after_sales(components) -> None:  # type: ignore[n
     assert set(answer.citations) == {"D1", "D2", "D3"}
     assert "answer:passages_llm_not_configured" in answer.reasons
     assert not answer.pending_review
+    assert answer.path == ["classify", "vote", "retrieve", "rerank", "answer"]
 
 
 def test_disagreement_pauses_for_review_and_resumes(components) -> None:  # type: ignore[no-untyped-def]
@@ -27,6 +28,7 @@ def test_disagreement_pauses_for_review_and_resumes(components) -> None:  # type
     assert answer.decision == "escalate"
     assert answer.pending_review and answer.answer == ""
     assert "extract_skipped:llm_not_configured" in answer.reasons
+    assert answer.path == ["classify", "vote", "extract", "rules", "review"]
     assert [p.thread_id for p in assistant.pending_reviews()] == [answer.thread_id]
     with pytest.raises(ReviewError):
         assistant.resume(answer.thread_id, labels=["不存在"], reviewer="alice")
@@ -36,6 +38,7 @@ def test_disagreement_pauses_for_review_and_resumes(components) -> None:  # type
     assert done.label_source == "human" and done.labels == ["售后", "维修进度"]
     assert done.review["reviewer"] == "alice"
     assert done.answer and not done.pending_review
+    assert done.path == ["review", "retrieve", "rerank", "answer"]
     assert assistant.pending_reviews() == []
 
 
