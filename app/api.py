@@ -41,6 +41,14 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> dict[str, Any]:
+        """The fields a caller shows for a turn (no per-doc details)."""
+        keys = ("thread_id", "query", "answer", "labels", "label_source", "decision", "route", "path", "reasons")
+        return {key: getattr(self, key) for key in keys} | {
+            "pending_review": self.pending_review,
+            "citations": self.citations,
+        }
+
 
 @dataclass(frozen=True)
 class PendingReview:

@@ -108,17 +108,7 @@ def ask(
 ) -> None:
     """Ask one question through the graph."""
     answer = _run(lambda: _assistant().ask(query, thread_id=thread))
-    out = {
-        "thread_id": answer.thread_id,
-        "answer": answer.answer,
-        "labels": answer.labels,
-        "label_source": answer.label_source,
-        "decision": answer.decision,
-        "route": answer.route,
-        "path": answer.path,
-        "reasons": answer.reasons,
-        "pending_review": answer.pending_review,
-        "citations": answer.citations,
+    out = answer.summary() | {
         "filter_used": answer.filter_used,
         "widened": answer.widened,
         "docs": [{k: d[k] for k in ("id", "score", "title", "labels", "stage", "scores")} for d in answer.docs],

@@ -91,20 +91,10 @@ def run_demo(assistant: Assistant, *, resolve_reviews: bool = True) -> dict[str,
 
 
 def _sample(answer: Answer, note: str) -> dict[str, Any]:
-    return {
-        "query": answer.query,
+    return answer.summary() | {
         "note": note,
-        "thread_id": answer.thread_id,
-        "labels": answer.labels,
-        "label_source": answer.label_source,
-        "decision": answer.decision,
-        "route": answer.route,
-        "path": answer.path,
-        "reasons": answer.reasons,
-        "pending_review": answer.pending_review,
         "candidates": [row["label"] for row in answer.review.get("candidates", [])] if answer.pending_review else [],
         "docs": [doc["id"] for doc in answer.docs],
-        "answer": answer.answer,
     }
 
 
