@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,18 +34,39 @@ def test_seed_query_is_gated_to_after_sales(assistant) -> None:  # type: ignore[
         assert "售后" in taxonomy.expand(doc["labels"]), doc
 
 
-def test_demo_json_has_the_drift_fields() -> None:
+def cli(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run `labelgate ARGS` in its own process (real models, the repo's state dir); stdout."""
     if not (ROOT / ".labelgate" / "voters" / "A" / "CURRENT").is_file():
         pytest.skip("voters not trained: run `make train index` first")
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "demo", "--json"],
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
+        env=os.environ | (env or {}),
         capture_output=True,
         text=True,
         timeout=600,
-        check=True,
     )
-    result = json.loads(out.stdout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_review_pause_survives_a_process_restart() -> None:
+    # min_margin 1.0 is unreachable, so the gate escalates; with no LLM configured the thread pauses for review.
+    escalate = {"LABELGATE_VOTE__MIN_MARGIN": "1.0", "LABELGATE_LLM_BASE_URL": ""}
+    paused = json.loads(cli("ask", "屏幕碎了还在保修期吗", "--json", env=escalate))
+    assert paused["pending_review"] and paused["path"][-1] == "review", paused
+    pending = json.loads(cli("review", "list", "--json"))  # a new process reads the pause from SQLite
+    assert paused["thread_id"] in {p["thread_id"] for p in pending}
+    done = json.loads(
+        cli("review", "resolve", paused["thread_id"], "--labels", "屏幕,保修政策", "--reviewer", "ci", "--json")
+    )
+    assert done["label_source"] == "human" and done["labels"] == ["售后", "屏幕", "保修政策"]
+    assert done["answer"] and not done["pending_review"]
+    assert paused["thread_id"] not in {p["thread_id"] for p in json.loads(cli("review", "list", "--json"))}
+
+
+def test_demo_json_has_the_drift_fields() -> None:
+    result = json.loads(cli("demo", "--json"))
     assert sorted(result["gated_top3_after"]) == ["D1", "D2", "D3"]
     assert len(result["dense_top3_full"]) == 3 and len(result["gated_top3_full"]) == 3
     assert 0.0 <= result["dense_purity_full"] <= 1.0

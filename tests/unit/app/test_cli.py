@@ -63,7 +63,7 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
-def test_train_index_ask_review_demo(env: Path) -> None:
+def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = run("train", "--json")
     assert code == 0, out
     report = json.loads(out)
@@ -78,13 +78,18 @@ def test_train_index_ask_review_demo(env: Path) -> None:
     answer = json.loads(out)
     assert {"answer", "labels", "decision", "reasons", "docs", "pending_review", "thread_id"} <= set(answer)
     assert all({"id", "score"} <= set(doc) for doc in answer["docs"])
+    monkeypatch.setenv("LABELGATE_VOTE__MIN_MARGIN", "1.0")  # unreachable: the gate escalates, no LLM → review
+    code, out = run("ask", "屏幕裂了", "--json")
+    paused = json.loads(out)
+    assert code == 0 and paused["pending_review"] and paused["path"][-1] == "review", out
     code, out = run("review", "list", "--json")
+    assert code == 0 and paused["thread_id"] in {p["thread_id"] for p in json.loads(out)}, out
+    code, out = run("review", "resolve", paused["thread_id"], "--labels", "屏幕", "--reviewer", "alice", "--json")
     assert code == 0, out
-    pending = json.loads(out)
-    if answer["pending_review"]:
-        assert answer["thread_id"] in {p["thread_id"] for p in pending}
-        code, out = run("review", "resolve", answer["thread_id"], "--labels", "屏幕", "--reviewer", "alice")
-        assert code == 0, out
+    done = json.loads(out)
+    assert done["label_source"] == "human" and "屏幕" in done["labels"] and done["answer"]
+    assert paused["thread_id"] not in {p["thread_id"] for p in json.loads(run("review", "list", "--json")[1])}
+    monkeypatch.delenv("LABELGATE_VOTE__MIN_MARGIN")
     code, out = run("demo", "--json")
     assert code == 0, out
     demo = json.loads(out)
