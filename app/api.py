@@ -19,7 +19,8 @@ from app.textutil import clean_query
 
 @dataclass(frozen=True)
 class Answer:
-    """One turn's outcome. While a review is pending, `answer` is empty and `review` holds the reviewer's payload."""
+    """One turn's outcome. While a review is pending `review` holds the reviewer's payload, and `answer` is empty
+    (review before the answer) or already given under a conservative coarse filter (review after the answer)."""
 
     thread_id: str
     query: str
@@ -75,15 +76,15 @@ def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any], path:
     return Answer(
         thread_id=thread_id,
         query=values.get("query", ""),
-        answer="" if pending else values.get("answer", ""),
-        citations=[] if pending else values.get("citations", []),
+        answer=values.get("answer", ""),
+        citations=values.get("citations", []),
         labels=values.get("labels", []),
         label_source=values.get("label_source", ""),
         decision=values.get("decision", ""),
         route=values.get("route", ""),
         reasons=values.get("reasons", []),
         pending_review=pending,
-        docs=[] if pending else docs,
+        docs=docs,
         review=interrupts[0].value if pending else values.get("review", {}),
         votes=values.get("votes", {}),
         filter_used=values.get("filter_used", {}),

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from app.config import Settings, load_settings
-from app.errors import LabelgateError
+from app.cli_common import STATE as _state
+from app.cli_common import assistant as _assistant
+from app.cli_common import print_json as _print_json
+from app.cli_common import run as _run
+from app.cli_common import settings as _settings
+from app.cli_ops import bench_app, feedback_app, llm_app, register
 
-T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labelgate: label-gated RAG against semantic drift")
 models_app = typer.Typer(no_args_is_help=True, help="offline models")
 review_app = typer.Typer(no_args_is_help=True, help="pending human reviews")
-bench_app = typer.Typer(no_args_is_help=True, help="benchmarks that write JSON")
 app.add_typer(models_app, name="models")
 app.add_typer(review_app, name="review")
 app.add_typer(bench_app, name="bench")
-_state: dict[str, Any] = {}
+app.add_typer(llm_app, name="llm")
+app.add_typer(feedback_app, name="feedback")
+register(app, models_app)
 
 
 @app.callback()
@@ -36,28 +38,6 @@ def _main(
     if not verbose:  # weight-loading bars on every `ask` are noise; training keeps its own progress bars
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _state["config"] = config
-
-
-def _settings() -> Settings:
-    return load_settings(_state.get("config"))
-
-
-def _run(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except LabelgateError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _assistant() -> Any:
-    from app.api import Assistant
-
-    return Assistant.from_settings(_settings())
 
 
 @models_app.command("build")
@@ -171,28 +151,6 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         _print_json(result)
     else:
         typer.echo(format_demo(result))
-
-
-@bench_app.command("gate")
-def bench_gate(
-    out: Annotated[Path | None, typer.Option(help="write the JSON here too")] = None,
-    split: Annotated[str, typer.Option(help="query split to time")] = "test",
-) -> None:
-    """Latency of classify + vote per query (p50/p95/p99) and per voter, on the demo queries."""
-    from app.components import Components
-    from app.data import DemoData, load_examples
-    from app.eval.latency import bench_gate as run_bench
-
-    def go() -> dict[str, Any]:
-        settings = _settings()
-        components = Components.load(settings)
-        queries = [ex.text for ex in load_examples(DemoData(settings.data_dir).split(split), components.taxonomy)]
-        return run_bench(components, queries)
-
-    result = _run(go)
-    if out is not None:
-        out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
-    _print_json(result)
 
 
 def main() -> None:

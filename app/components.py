@@ -10,6 +10,7 @@ from langchain_core.language_models import BaseChatModel
 
 from app.config import Settings
 from app.data import DemoData
+from app.feedback import FeedbackStore
 from app.kb import KnowledgeBase, make_client
 from app.llm import make_chat_model
 from app.rules import RuleSet
@@ -27,6 +28,7 @@ class Components:
     voters: list[Voter]
     kb: KnowledgeBase
     llm: BaseChatModel | None
+    feedback: FeedbackStore | None = None
 
     @classmethod
     def load(cls, settings: Settings, *, client: Any = None) -> Components:
@@ -53,4 +55,6 @@ class Components:
             query_prefix=settings.query_prefix,
             passage_prefix=settings.passage_prefix,
         )
-        return cls(settings, taxonomy, RuleSet.load(data.rules, taxonomy), voters, kb, make_chat_model(settings))
+        rules = RuleSet.load(data.rules, taxonomy)
+        feedback = FeedbackStore(settings.feedback_db_url)
+        return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback)

@@ -30,6 +30,9 @@ class TrainSettings(BaseModel):
     target_precision: float = Field(0.9, gt=0, le=1, description="per-label threshold target on dev")
     threshold_floor: float = Field(0.3, ge=0, le=1, description="lowest per-label threshold calibration may pick")
     threshold_ceiling: float = Field(0.8, ge=0, le=1, description="highest per-label threshold calibration may pick")
+    promotion_tolerance: float = Field(
+        0.0, ge=0, le=0.2, description="retrain: allowed drop in macro-F1 / auto precision"
+    )
     seed: int = 13
 
 
@@ -72,11 +75,16 @@ class Settings(BaseSettings):
     llm_model: str = "local"
     llm_api_key: str = "none"
     llm_timeout: float = Field(30.0, gt=0)
+    llm_local: bool = Field(True, description="no llm_base_url: start/reuse the bundled local LLM server")
+    llm_threads: int = Field(2, ge=1, description="llama.cpp threads of the local server")
+    llm_ctx: int = Field(4096, ge=512, description="context window of the local server")
+    llm_start_timeout: float = Field(90.0, gt=0)
+    feedback_url: str | None = Field(None, description="SQLAlchemy URL of the feedback store; unset = SQLite in home")
     vote: VoteSettings = VoteSettings()
     rerank: RerankWeights = RerankWeights()
     train: TrainSettings = TrainSettings()
 
-    @field_validator("chroma_url", "llm_base_url", mode="before")
+    @field_validator("chroma_url", "llm_base_url", "feedback_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -92,6 +100,10 @@ class Settings(BaseSettings):
     @property
     def checkpoint_db(self) -> Path:
         return self.home / "checkpoints.sqlite"
+
+    @property
+    def feedback_db_url(self) -> str:
+        return self.feedback_url or f"sqlite:///{self.home / 'feedback.sqlite'}"
 
     @property
     def e5_dir(self) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 
 from app.api import Answer, Assistant
 from app.data import DemoData, Doc, load_docs, load_samples
-from app.kb import KnowledgeBase
+from app.kb import KnowledgeBase, ephemeral_client
 from app.ranking import purity
 from nodes.rerank import Rerank
 from nodes.retrieve import Retrieve
@@ -28,13 +28,9 @@ def dense_top(kb: KnowledgeBase, query: str, docs: Sequence[Doc], k: int = 3) ->
 
 def gated_top_over(assistant: Assistant, state: dict[str, Any], docs: Sequence[Doc], k: int = 3) -> list[str]:
     """The graph's own retrieve + rerank nodes with the query's final labels, over a KB of just `docs`."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
     c = assistant.components
-    client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
     small = KnowledgeBase.open(
-        client,
+        ephemeral_client(),
         f"demo-{uuid.uuid4().hex[:8]}",
         c.kb.embedder,
         query_prefix=c.kb.query_prefix,

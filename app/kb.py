@@ -44,6 +44,15 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
+def ephemeral_client() -> Any:
+    """An in-memory Chroma (demo side collections, tests). Chroma keeps one per process and refuses a second with
+    other settings, so every caller goes through here."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
+
+
 def chunk_text(text: str, max_chars: int) -> list[str]:
     """Sentence-packed chunks of at most max_chars (a longer single sentence is cut)."""
     sentences = [s for s in re.split(r"(?<=[。！？!?；;\n])", text) if s.strip()]

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from app.config import Settings
+from app.errors import LabelgateError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_base_url(settings: Settings) -> str | None:
+    """LABELGATE_LLM_BASE_URL, else the bundled local server (started or reused), else None."""
+    if settings.llm_base_url or not settings.llm_local:
+        return settings.llm_base_url
+    from app.llm_local import serve
+
+    try:
+        return serve(settings).base_url
+    except LabelgateError as exc:
+        log.warning("no LLM: %s (extract and answer take their recorded fallbacks)", exc)
+        return None
 
 
 def make_chat_model(settings: Settings) -> BaseChatModel | None:
-    """ChatOpenAI pointed at LABELGATE_LLM_BASE_URL; None when no LLM is configured (nodes then fall back)."""
-    if not settings.llm_base_url:
+    """ChatOpenAI at the configured endpoint or the local server; None when there is no LLM (nodes fall back)."""
+    base_url = resolve_base_url(settings)
+    if not base_url:
         return None
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(
-        base_url=settings.llm_base_url,
+        base_url=base_url,
         api_key=settings.llm_api_key,  # type: ignore[arg-type]
         model=settings.llm_model,
         temperature=0,

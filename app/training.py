@@ -25,6 +25,7 @@ from app.voters.store import (
     lora_writer,
     new_version,
     pooled_logits_fn,
+    record_promotion,
     save_voter,
 )
 from app.voters.train import targets, train_voter_a, train_voter_b
@@ -44,12 +45,20 @@ def calibrate(voter: Voter, dev: Sequence[Example], *, target_precision: float, 
     return voter
 
 
-def train_voters(settings: Settings) -> dict[str, Any]:
-    """Train A and B, save them as the current version, and return the report (also written to home)."""
+def merge_examples(base: Sequence[Example], extra: Sequence[Example]) -> list[Example]:
+    """Training rows plus confirmed feedback; a feedback row replaces a training row with the same text."""
+    override = {ex.text: ex for ex in extra}
+    return [ex for ex in base if ex.text not in override] + list(override.values())
+
+
+def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: bool = True) -> dict[str, Any]:
+    """Train A and B on train (+ extra rows), calibrate on dev, score on test, save a new version (made current
+    unless promote=False) and return the report (also written to home)."""
     torch.set_num_threads(settings.threads)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
     train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
+    train = merge_examples(train, extra)
     cfg, version, labels = settings.train, new_version(), taxonomy.ids
     started = time.perf_counter()
     tokenizer, model = train_voter_a(
@@ -97,13 +106,17 @@ def train_voters(settings: Settings) -> dict[str, Any]:
         )
     report = {
         "version": version,
+        "train_rows": len(train),
+        "extra_rows": len(extra),
         "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
         "test": evaluate(voter_a, voter_b, test, taxonomy, settings.vote),
         "dev": evaluate(voter_a, voter_b, dev, taxonomy, settings.vote),
     }
     voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
-    save_voter(settings.voters_dir, voter_a, lora_writer(model))
-    save_voter(settings.voters_dir, voter_b, head_writer(head))
-    settings.home.mkdir(parents=True, exist_ok=True)
-    (settings.home / "train_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    save_voter(settings.voters_dir, voter_a, lora_writer(model), make_current=promote)
+    save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=promote)
+    if promote:
+        record_promotion(settings.voters_dir, version, note="train")
+        settings.home.mkdir(parents=True, exist_ok=True)
+        (settings.home / "train_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
     return report

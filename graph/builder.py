@@ -1,8 +1,8 @@
 """The whole labelgate machine on one screen.
 
-START → classify → vote ─auto──────────────────────────────→ retrieve → rerank → answer → END
-                       └escalate→ extract → rules ─confirmed──↗
-                                                 └unconfirmed→ review (interrupt) ↗
+START → classify → vote ─auto─────────────────────────────────────→ retrieve → rerank → answer ─→ END
+                       └escalate→ extract → rules ─confirmed / provisional──↗                   │
+                                                 └before_answer→ review ──↗   provisional: review → END
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from app.components import Components
 from app.config import Settings
-from graph.routing import after_rules, after_vote
+from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from nodes.answer import Answer
 from nodes.classify import Classify
@@ -34,8 +34,8 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_node("classify", Classify(c.voters, max_query_chars=s.max_query_chars))
     g.add_node("vote", Vote(c.taxonomy, s.vote))
     g.add_node("extract", Extract(c.llm, c.taxonomy))
-    g.add_node("rules", Rules(c.rules, c.taxonomy))
-    g.add_node("review", Review(c.taxonomy))
+    g.add_node("rules", Rules(c.rules, c.taxonomy, c.feedback))
+    g.add_node("review", Review(c.taxonomy, c.feedback))
     g.add_node("retrieve", Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k))
     g.add_node("rerank", Rerank(c.taxonomy, s.rerank, top_k=s.top_k))
     g.add_node("answer", Answer(c.llm, oos_label=c.taxonomy.oos_label))
@@ -44,10 +44,10 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_conditional_edges("vote", after_vote, ["retrieve", "extract"])
     g.add_edge("extract", "rules")
     g.add_conditional_edges("rules", after_rules, ["retrieve", "review"])
-    g.add_edge("review", "retrieve")
+    g.add_conditional_edges("review", after_review, ["retrieve", END])
     g.add_edge("retrieve", "rerank")
     g.add_edge("rerank", "answer")
-    g.add_edge("answer", END)
+    g.add_conditional_edges("answer", after_answer, ["review", END])
     return g.compile(checkpointer=checkpointer, name="labelgate")
 
 

@@ -32,16 +32,16 @@ class DocRecord(TypedDict, total=False):
 class State(InputState, total=False):
     votes: dict[str, VoteRecord]
     decision: str  # auto | escalate
-    route: str  # auto | confirmed | review | reviewed
+    route: str  # auto | escalate | confirmed | provisional (answer now, review after) | review | reviewed
     labels: list[str]  # final labels (fine + coarse parents)
-    label_source: str  # voters | llm+rules | llm+voter | human
+    label_source: str  # voters | llm+rules | llm+voter | provisional (coarse, pending review) | human
     confidence: float
     candidates: list[str]
     reasons: list[str]  # machine-readable, appended by each node
     llm_labels: list[str]
     entities: dict[str, str]
     rule_hits: list[dict[str, Any]]
-    review: dict[str, Any]  # {status: pending|resolved, reviewer, labels, mode}
+    review: dict[str, Any]  # {status: resolved, reviewer, labels, mode: before_answer | after_answer}
     filter_used: dict[str, Any]  # {stage, labels, where}
     widened: bool
     docs: list[DocRecord]

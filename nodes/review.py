@@ -9,19 +9,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from app.errors import ReviewError
+from app.feedback import FeedbackStore
 from app.reviews import review_payload, validate_resume
 from app.taxonomy import Taxonomy
 from graph.state import State, add_reasons
+from nodes.rules import record_feedback
 
 
 class Review:
-    def __init__(self, taxonomy: Taxonomy) -> None:
+    def __init__(self, taxonomy: Taxonomy, feedback: FeedbackStore | None = None) -> None:
         self.taxonomy = taxonomy
+        self.feedback = feedback
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, config: RunnableConfig) -> dict[str, Any]:
         error = None
         while True:
             value = interrupt(review_payload(dict(state), self.taxonomy, error))
@@ -34,9 +38,10 @@ class Review:
             "status": "resolved",
             "reviewer": reviewer,
             "labels": labels,
-            "mode": self.taxonomy.review_mode(labels),
+            "mode": "after_answer" if state.get("answer_kind") else "before_answer",
             "resolved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        record_feedback(self.feedback, {**state, "review": review}, config, labels, "human")  # type: ignore[typeddict-item]
         return {
             "labels": labels,
             "label_source": "human",

@@ -1,27 +1,37 @@
-"""rules: keyword/regex rules, then the confirmation policy (LLM labels confirmed by a rule or a voter)."""
+"""rules: keyword/regex rules, then the confirmation policy (LLM labels confirmed by a rule or a voter).
+
+Unconfirmed labels go to a person: before the answer when any candidate's review mode is before_answer (投诉) or
+nothing is known; otherwise after it — the answer goes out now under a conservative coarse filter (route
+"provisional") and the review pauses afterwards. Confirmed label sets are written to the feedback store.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
 from app.decision import confirm
+from app.feedback import FeedbackStore
 from app.rules import RuleSet
 from app.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
 
 class Rules:
-    def __init__(self, rules: RuleSet, taxonomy: Taxonomy) -> None:
+    def __init__(self, rules: RuleSet, taxonomy: Taxonomy, feedback: FeedbackStore | None = None) -> None:
         self.rules = rules
         self.taxonomy = taxonomy
+        self.feedback = feedback
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, config: RunnableConfig) -> dict[str, Any]:
         hits = self.rules.hits(state["query"])
         rule_labels = [label for hit in hits for label in hit.labels]
         voter_accepted = [label for rec in state.get("votes", {}).values() for label in rec["accepted"]]
         result = confirm(state.get("llm_labels", []), rule_labels, voter_accepted, self.taxonomy)
         update: dict[str, Any] = {"rule_hits": [hit.to_dict() for hit in hits]}
         if result.confirmed:
+            record_feedback(self.feedback, state, config, result.labels, result.source)
             return update | {
                 "labels": result.labels,
                 "label_source": result.source,
@@ -29,8 +39,31 @@ class Rules:
                 "reasons": add_reasons(state, f"confirmed:{result.source}"),
             }
         why = [f"unconfirmed:{label}" for label in result.unconfirmed] or ["no_llm_labels"]
-        return update | {
-            "route": "review",
-            "candidates": self.taxonomy.expand([*state.get("candidates", []), *result.labels]),
-            "reasons": add_reasons(state, *why),
-        }
+        candidates = self.taxonomy.expand([*state.get("candidates", []), *result.labels])
+        coarse = [label for label in candidates if label in self.taxonomy.coarse_ids]
+        update |= {"candidates": candidates}
+        if coarse and self.taxonomy.review_mode(candidates) == "after_answer":
+            return update | {
+                "labels": coarse,
+                "label_source": "provisional",
+                "route": "provisional",
+                "reasons": add_reasons(state, *why, "review:after_answer"),
+            }
+        return update | {"route": "review", "reasons": add_reasons(state, *why, "review:before_answer")}
+
+
+def record_feedback(
+    store: FeedbackStore | None, state: State, config: RunnableConfig, labels: list[str], source: str
+) -> None:
+    """One confirmed label set, with the thread and the voter versions that were asked."""
+    if store is None or not labels:
+        return
+    versions = {name: rec.get("version", "") for name, rec in state.get("votes", {}).items()}
+    store.add(
+        thread_id=str(config.get("configurable", {}).get("thread_id", "")),
+        query=state["query"],
+        labels=labels,
+        source=source,
+        reviewer=state.get("review", {}).get("reviewer"),
+        model_versions=versions,
+    )

@@ -34,16 +34,21 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=ROOT / "data", home=tmp_path / "home", model_dir=tmp_path / "models", top_k=3, fetch_k=6)
+    return Settings(
+        data_dir=ROOT / "data",
+        home=tmp_path / "home",
+        model_dir=tmp_path / "models",
+        top_k=3,
+        fetch_k=6,
+        llm_local=False,
+    )
 
 
 @pytest.fixture()
 def chroma_client() -> Iterator[object]:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+    from app.kb import ephemeral_client
 
-    client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True))
-    yield client
+    yield ephemeral_client()  # collections get unique names per test
 
 
 @pytest.fixture()
@@ -60,7 +65,7 @@ KEYWORDS_A = {
     "服务态度": ["态度"],
     "其他": ["天气", "股票"],
 }
-KEYWORDS_B = {**KEYWORDS_A, "维修进度": ["进度", "修好"], "电池": ["电池"]}
+KEYWORDS_B = {**KEYWORDS_A, "维修进度": ["进度", "修好"], "电池": ["电池"], "虚假宣传": ["宣传"]}
 
 
 def keyword_voter(name: str, taxonomy: Taxonomy, keywords: dict[str, list[str]]):  # type: ignore[no-untyped-def]
@@ -120,4 +125,6 @@ def components(settings, taxonomy, voters, kb):  # type: ignore[no-untyped-def]
     rules = RuleSet(
         (Rule("promo", ("销售", "活动优惠"), ("活动", "优惠")), Rule("warranty", ("售后", "保修政策"), ("保修",)))
     )
-    return Components(settings, taxonomy, rules, voters, kb, llm=None)
+    from app.feedback import FeedbackStore
+
+    return Components(settings, taxonomy, rules, voters, kb, llm=None, feedback=FeedbackStore(settings.feedback_db_url))

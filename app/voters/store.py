@@ -40,8 +40,10 @@ def set_current(voters_dir: Path, name: str, version: str) -> None:
     tmp.replace(pointer)
 
 
-def save_voter(voters_dir: Path, voter: Voter, write_weights: Callable[[Path], None]) -> Path:
-    """Write weights + meta.json into a temp dir, rename it to the version, then move CURRENT to it."""
+def save_voter(
+    voters_dir: Path, voter: Voter, write_weights: Callable[[Path], None], *, make_current: bool = True
+) -> Path:
+    """Write weights + meta.json into a temp dir, rename it to the version, then (by default) move CURRENT to it."""
     final = voters_dir / voter.name / voter.version
     tmp = voters_dir / voter.name / f".{voter.version}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -57,8 +59,24 @@ def save_voter(voters_dir: Path, voter: Voter, write_weights: Callable[[Path], N
     }
     (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.rename(final)
-    set_current(voters_dir, voter.name, voter.version)
+    if make_current:
+        set_current(voters_dir, voter.name, voter.version)
     return final
+
+
+def record_promotion(voters_dir: Path, version: str, *, note: str) -> None:
+    """Append to HISTORY.jsonl: which version pair became current, when and why (what rollback walks back)."""
+    voters_dir.mkdir(parents=True, exist_ok=True)
+    entry = {"version": version, "note": note, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with (voters_dir / "HISTORY.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def promotion_history(voters_dir: Path) -> list[dict[str, str]]:
+    path = voters_dir / "HISTORY.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:

@@ -22,13 +22,15 @@ def test_auto_path_filters_to_after_sales(components) -> None:  # type: ignore[n
     assert answer.path == ["classify", "vote", "retrieve", "rerank", "answer"]
 
 
-def test_disagreement_pauses_for_review_and_resumes(components) -> None:  # type: ignore[no-untyped-def]
+def test_after_answer_review_answers_now_and_confirms_later(components) -> None:  # type: ignore[no-untyped-def]
     assistant = Assistant(components)
-    answer = assistant.ask("修好的进度怎么样了")  # only voter B knows 维修进度 → disagreement
+    answer = assistant.ask("修好的进度怎么样了")  # only voter B knows 维修进度 → disagreement; 售后 reviews after
     assert answer.decision == "escalate"
-    assert answer.pending_review and answer.answer == ""
-    assert "extract_skipped:llm_not_configured" in answer.reasons
-    assert answer.path == ["classify", "vote", "extract", "rules", "review"]
+    assert "extract_skipped:llm_not_configured" in answer.reasons and "review:after_answer" in answer.reasons
+    assert answer.pending_review and answer.review["mode"] == "after_answer"
+    assert answer.label_source == "provisional" and answer.labels == ["售后"]  # the conservative coarse filter
+    assert answer.answer and all("售后" in doc["labels"] for doc in answer.docs)
+    assert answer.path == ["classify", "vote", "extract", "rules", "retrieve", "rerank", "answer", "review"]
     assert [p.thread_id for p in assistant.pending_reviews()] == [answer.thread_id]
     with pytest.raises(ReviewError):
         assistant.resume(answer.thread_id, labels=["不存在"], reviewer="alice")
@@ -36,10 +38,27 @@ def test_disagreement_pauses_for_review_and_resumes(components) -> None:  # type
         assistant.resume(answer.thread_id, labels=["维修进度"], reviewer="  ")
     done = assistant.resume(answer.thread_id, labels=["维修进度"], reviewer="alice")
     assert done.label_source == "human" and done.labels == ["售后", "维修进度"]
-    assert done.review["reviewer"] == "alice"
-    assert done.answer and not done.pending_review
-    assert done.path == ["review", "retrieve", "rerank", "answer"]
+    assert done.review["reviewer"] == "alice" and done.review["mode"] == "after_answer"
+    assert done.path == ["review"] and done.answer == answer.answer and not done.pending_review
     assert assistant.pending_reviews() == []
+    [row] = components.feedback.rows()
+    assert (row.query, row.labels, row.source, row.reviewer) == (
+        "修好的进度怎么样了",
+        ["售后", "维修进度"],
+        "human",
+        "alice",
+    )
+    assert row.thread_id == answer.thread_id and row.model_versions == {"A": "test-1", "B": "test-1"}
+
+
+def test_before_answer_review_blocks_the_answer(components) -> None:  # type: ignore[no-untyped-def]
+    assistant = Assistant(components)
+    answer = assistant.ask("你们宣传的和实际不一样")  # 投诉 candidates review before answering
+    assert answer.pending_review and answer.answer == "" and answer.review["mode"] == "before_answer"
+    assert answer.path == ["classify", "vote", "extract", "rules", "review"]
+    done = assistant.resume(answer.thread_id, labels=["虚假宣传"], reviewer="bob")
+    assert done.path == ["review", "retrieve", "rerank", "answer"] and done.answer
+    assert done.labels == ["投诉", "虚假宣传"] and done.review["mode"] == "before_answer"
 
 
 def test_bad_queries_are_refused(components) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,7 @@ def env(tmp_path: Path, tiny_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch)
         "TRAIN__EPOCHS_A": 1,
         "TRAIN__EPOCHS_B": 5,
         "COLLECTION": "cli-test",
+        "LLM_LOCAL": "false",  # unit tests never start the local LLM
     }.items():
         monkeypatch.setenv(f"LABELGATE_{key}", str(value))
     return tmp_path

@@ -6,6 +6,7 @@ import pytest
 
 from app.config import VoteSettings
 from app.errors import InputError
+from app.feedback import FeedbackStore
 from app.rules import Rule, RuleSet
 from nodes.classify import Classify
 from nodes.rules import Rules
@@ -45,16 +46,32 @@ def test_vote_escalates_disagreement_and_out_of_scope(voters, taxonomy) -> None:
 
 
 def test_rules_confirm_llm_labels_or_send_to_review(taxonomy) -> None:  # type: ignore[no-untyped-def]
-    rules = Rules(RuleSet((Rule("promo", ("销售", "活动优惠"), ("活动",)),)), taxonomy)
-    votes = {"A": {"accepted": ["售后", "屏幕"]}, "B": {"accepted": []}}
-    by_rule = rules({"query": "屏幕活动", "llm_labels": ["活动优惠"], "votes": votes, "reasons": []})
+    store = FeedbackStore("sqlite:///:memory:")
+    rules = Rules(RuleSet((Rule("promo", ("销售", "活动优惠"), ("活动",)),)), taxonomy, store)
+    votes = {"A": {"accepted": ["售后", "屏幕"], "version": "v1"}, "B": {"accepted": [], "version": "v2"}}
+    config = {"configurable": {"thread_id": "t-1"}}
+
+    def run(query: str, llm_labels: list[str]):  # type: ignore[no-untyped-def]
+        return rules({"query": query, "llm_labels": llm_labels, "votes": votes, "reasons": []}, config)
+
+    by_rule = run("屏幕活动", ["活动优惠"])
     assert by_rule["route"] == "confirmed" and by_rule["label_source"] == "llm+rules"
     assert by_rule["rule_hits"] == [{"rule": "promo", "labels": ["销售", "活动优惠"], "matched": "活动"}]
-    by_voter = rules({"query": "屏幕", "llm_labels": ["屏幕"], "votes": votes, "reasons": []})
+    by_voter = run("屏幕", ["屏幕"])
     assert by_voter["route"] == "confirmed" and by_voter["label_source"] == "llm+voter"
     assert by_voter["labels"] == ["售后", "屏幕"]
-    unbacked = rules({"query": "屏幕", "llm_labels": ["投诉", "服务态度"], "votes": votes, "reasons": []})
+    assert [(r.query, r.labels, r.source, r.thread_id) for r in store.rows()] == [
+        ("屏幕活动", ["销售", "活动优惠"], "llm+rules", "t-1"),
+        ("屏幕", ["售后", "屏幕"], "llm+voter", "t-1"),
+    ]
+    assert store.rows()[0].model_versions == {"A": "v1", "B": "v2"}
+    unbacked = run("屏幕", ["投诉", "服务态度"])  # 投诉 reviews before the answer
     assert unbacked["route"] == "review" and "unconfirmed:服务态度" in unbacked["reasons"]
-    no_llm = rules({"query": "活动", "llm_labels": [], "votes": votes, "reasons": []})
-    assert no_llm["route"] == "review" and no_llm["reasons"] == ["no_llm_labels"]
+    assert unbacked["reasons"][-1] == "review:before_answer" and "labels" not in unbacked
+    no_llm = run("活动", [])  # 销售 reviews after the answer: answer now under the coarse filter
+    assert no_llm["route"] == "provisional" and no_llm["reasons"] == ["no_llm_labels", "review:after_answer"]
+    assert no_llm["labels"] == ["销售"] and no_llm["label_source"] == "provisional"
     assert "活动优惠" in no_llm["candidates"]  # the rule's label is offered to the reviewer
+    nothing = rules({"query": "你好", "llm_labels": [], "votes": votes, "reasons": []}, config)
+    assert nothing["route"] == "review"  # nothing known: no filter to answer under, so a person first
+    assert len(store.rows()) == 2  # unconfirmed sets are not feedback

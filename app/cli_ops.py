@@ -1,0 +1,149 @@
+"""Operator commands: the local LLM server, the feedback store, retrain/rollback and the benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from app.cli_common import print_json, run, settings
+
+llm_app = typer.Typer(no_args_is_help=True, help="the bundled local LLM server")
+feedback_app = typer.Typer(no_args_is_help=True, help="confirmed labels that feed retraining")
+bench_app = typer.Typer(no_args_is_help=True, help="benchmarks that write JSON")
+OutOption = Annotated[Path | None, typer.Option(help="write the JSON here too")]
+SplitOption = Annotated[str, typer.Option(help="query split")]
+
+
+@llm_app.command("serve")
+def llm_serve() -> None:
+    """Start the local LLM server in the background (or reuse a healthy one) and print its address."""
+    from app.llm_local import serve
+
+    state = run(lambda: serve(settings()))
+    print_json({"pid": state.pid, "base_url": state.base_url, "model": state.model})
+
+
+@llm_app.command("status")
+def llm_status() -> None:
+    """Is the local LLM server running and healthy?"""
+    from app.llm_local import status
+
+    print_json(run(lambda: status(settings())))
+
+
+@llm_app.command("stop")
+def llm_stop() -> None:
+    """Stop the local LLM server that labelgate started."""
+    from app.llm_local import stop
+
+    typer.echo("stopped" if run(lambda: stop(settings())) else "not running")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option(help="JSONL file of training rows")] = Path("feedback.jsonl"),
+) -> None:
+    """Write confirmed label sets (latest per query) as training rows with their provenance."""
+    from app.data import DemoData
+    from app.feedback import FeedbackStore
+    from app.taxonomy import Taxonomy
+
+    def go() -> int:
+        s = settings()
+        return FeedbackStore(s.feedback_db_url).export(out, Taxonomy.load(DemoData(s.data_dir).taxonomy))
+
+    typer.echo(f"{run(go)} rows → {out}")
+
+
+@feedback_app.command("list")
+def feedback_list() -> None:
+    """Every stored confirmation, oldest first, as JSON."""
+    from dataclasses import asdict
+
+    from app.feedback import FeedbackStore
+
+    print_json([asdict(row) for row in run(lambda: FeedbackStore(settings().feedback_db_url).rows())])
+
+
+def retrain_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Train new voters on training data + feedback; promote only if not worse on the test split."""
+    from app.retrain import retrain
+
+    result = run(lambda: retrain(settings()))
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(f"feedback rows: {result['feedback_rows']}; candidate {result['candidate']['version']}")
+    for line in result["comparison"]:
+        typer.echo(f"  {line}")
+    verdict = "promoted" if result["promoted"] else "NOT promoted (kept"
+    typer.echo(f"{verdict} {result['now_current']}" + ("" if result["promoted"] else ")"))
+
+
+def rollback_command() -> None:
+    """Make the previously promoted voter versions current again."""
+    from app.retrain import rollback
+
+    result = run(lambda: rollback(settings()))
+    typer.echo(f"rolled back {result['from']} → {result['to']}")
+
+
+def register(app: typer.Typer, models_app: typer.Typer) -> None:
+    app.command("retrain")(retrain_command)
+    models_app.command("rollback")(rollback_command)
+
+
+def _components() -> Any:
+    from app.components import Components
+
+    return Components.load(settings())
+
+
+def _split(components: Any, name: str) -> Any:
+    from app.data import DemoData, load_examples
+
+    return load_examples(DemoData(components.settings.data_dir).split(name), components.taxonomy)
+
+
+@bench_app.command("gate")
+def bench_gate(out: OutOption = None, split: SplitOption = "test") -> None:
+    """Latency of classify + vote per query (p50/p95/p99) and per voter, on the demo queries."""
+    from app.eval.latency import bench_gate as run_bench
+
+    def go() -> dict[str, Any]:
+        components = _components()
+        return run_bench(components, [ex.text for ex in _split(components, split)])
+
+    print_json(run(go), out)
+
+
+@bench_app.command("extract")
+def bench_extract(
+    out: OutOption = None,
+    split: SplitOption = "test",
+    limit: Annotated[int | None, typer.Option(help="at most this many escalated queries")] = None,
+) -> None:
+    """LLM extraction accuracy and latency on the queries the voters escalate."""
+    from app.eval.llm import bench_extract as run_bench
+
+    def go() -> dict[str, Any]:
+        components = _components()
+        return run_bench(components, _split(components, split), limit=limit)
+
+    print_json(run(go), out)
+
+
+@bench_app.command("answer")
+def bench_answer(out: OutOption = None) -> None:
+    """Latency of grounded LLM answers on the demo's sample questions."""
+    from app.data import DemoData, load_samples
+    from app.eval.llm import bench_answer as run_bench
+
+    def go() -> dict[str, Any]:
+        components = _components()
+        samples = load_samples(DemoData(components.settings.data_dir).samples)
+        return run_bench(components, [sample["text"] for sample in samples])
+
+    print_json(run(go), out)

@@ -1,0 +1,112 @@
+"""The feedback store: every confirmed label set with its provenance; `labelgate feedback export` → training rows.
+
+SQLAlchemy Core, so `LABELGATE_FEEDBACK_URL=postgresql+psycopg://...` works as well as the default SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.data import Example
+from app.errors import DataError, InputError
+from app.taxonomy import Taxonomy
+
+SOURCES = ("human", "llm+rules", "llm+voter")
+_meta = sa.MetaData()
+FEEDBACK = sa.Table(
+    "feedback",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("thread_id", sa.String(200), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("reviewer", sa.String(200), nullable=True),
+    sa.Column("model_versions", sa.JSON, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: int
+    created: float
+    thread_id: str
+    query: str
+    labels: list[str]
+    source: str
+    reviewer: str | None
+    model_versions: dict[str, str]
+
+
+class FeedbackStore:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = sa.create_engine(url)
+            _meta.create_all(self.engine)
+        except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
+            raise InputError(f"feedback store {url!r} cannot be opened: {exc}") from exc
+
+    def add(
+        self,
+        *,
+        thread_id: str,
+        query: str,
+        labels: list[str],
+        source: str,
+        reviewer: str | None = None,
+        model_versions: dict[str, str] | None = None,
+    ) -> int:
+        if source not in SOURCES:
+            raise InputError(f"feedback source {source!r} is not one of {', '.join(SOURCES)}")
+        if not query.strip() or not labels:
+            raise InputError("feedback needs a query and at least one label")
+        row = {
+            "created": time.time(),
+            "thread_id": thread_id,
+            "query": query,
+            "labels": list(labels),
+            "source": source,
+            "reviewer": reviewer,
+            "model_versions": dict(model_versions or {}),
+        }
+        with self.engine.begin() as conn:
+            key = conn.execute(FEEDBACK.insert().values(**row)).inserted_primary_key
+            return int(key[0]) if key else 0
+
+    def rows(self, *, sources: Iterable[str] = SOURCES) -> list[Feedback]:
+        query = sa.select(FEEDBACK).where(FEEDBACK.c.source.in_(list(sources))).order_by(FEEDBACK.c.id)
+        with self.engine.connect() as conn:
+            return [Feedback(**row._mapping) for row in conn.execute(query)]
+
+    def training_examples(self, taxonomy: Taxonomy, *, sources: Iterable[str] = SOURCES) -> list[Example]:
+        """The latest confirmed labels per query text; labels no longer in the taxonomy are an error, not a guess."""
+        latest: dict[str, Example] = {}
+        for row in self.rows(sources=sources):
+            known, unknown = taxonomy.split_known(row.labels)
+            if unknown:
+                raise DataError(f"feedback #{row.id}: labels {unknown} are not in taxonomy.yaml")
+            latest[row.query] = Example(row.query, tuple(taxonomy.expand(known)))
+        return list(latest.values())
+
+    def export(self, path: Path, taxonomy: Taxonomy, *, sources: Iterable[str] = SOURCES) -> int:
+        """Write training rows (the queries/*.jsonl format, with provenance) and return how many."""
+        by_query = {row.query: row for row in self.rows(sources=sources)}
+        examples = self.training_examples(taxonomy, sources=sources)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as handle:
+            for ex in examples:
+                source = by_query[ex.text]
+                extra: dict[str, Any] = {k: v for k, v in asdict(source).items() if k in ("source", "reviewer")}
+                handle.write(json.dumps({"text": ex.text, "labels": list(ex.labels), **extra}, ensure_ascii=False))
+                handle.write("\n")
+        return len(examples)

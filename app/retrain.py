@@ -1,0 +1,88 @@
+"""`labelgate retrain` and `labelgate models rollback`: new voter versions from training data + confirmed feedback,
+promoted only when they are not worse on the held-out test split; old versions are kept."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.config import Settings
+from app.data import DemoData, load_examples
+from app.errors import InputError
+from app.evaluate import evaluate
+from app.feedback import FeedbackStore
+from app.taxonomy import Taxonomy
+from app.training import train_voters
+from app.voters.store import current_version, load_voter, promotion_history, record_promotion, set_current
+
+VOTERS = ("A", "B")
+
+
+def gate_scores(report: dict[str, Any]) -> dict[str, float]:
+    """The numbers the promotion gate compares, from an evaluate() report."""
+    scores = {f"macro_f1_{name}": float(report["voters"][name]["macro_f1"]) for name in VOTERS}
+    return scores | {"auto_precision": float(report["auto_precision"]), "auto_coverage": float(report["auto_coverage"])}
+
+
+def promotion_decision(
+    current: dict[str, float] | None, candidate: dict[str, float], *, tolerance: float = 0.0
+) -> tuple[bool, list[str]]:
+    """Promote when no voter's macro-F1 and not the gate's auto precision is worse (beyond tolerance).
+    Coverage is reported, not gated: escalating more is safe, answering wrongly is not."""
+    if current is None:
+        return True, ["no current version: the candidate becomes current"]
+    ok, lines = True, []
+    for key in sorted(candidate):
+        before, after = current.get(key, 0.0), candidate[key]
+        gated = key != "auto_coverage"
+        worse = gated and after < before - tolerance
+        ok &= not worse
+        verdict = "worse" if worse else ("ok" if gated else "info")
+        lines.append(f"{key}: {before:.4f} → {after:.4f} ({after - before:+.4f}) {verdict}")
+    return ok, lines
+
+
+def retrain(settings: Settings) -> dict[str, Any]:
+    data = DemoData(settings.data_dir)
+    taxonomy = Taxonomy.load(data.taxonomy)
+    test = load_examples(data.split("test"), taxonomy)
+    feedback = FeedbackStore(settings.feedback_db_url).training_examples(taxonomy)
+    before_version = current_version(settings.voters_dir, "A")
+    current = None
+    if before_version is not None:
+        a, b = (load_voter(settings.voters_dir, name, threads=settings.threads) for name in VOTERS)
+        current = gate_scores(evaluate(a, b, test, taxonomy, settings.vote))
+    report = train_voters(settings, extra=feedback, promote=False)
+    candidate = gate_scores(report["test"])
+    promoted, comparison = promotion_decision(current, candidate, tolerance=settings.train.promotion_tolerance)
+    if promoted:
+        for name in VOTERS:
+            set_current(settings.voters_dir, name, report["version"])
+        record_promotion(settings.voters_dir, report["version"], note=f"retrain with {len(feedback)} feedback rows")
+        (settings.home / "train_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
+    return {
+        "feedback_rows": len(feedback),
+        "current": {"version": before_version, "test": current},
+        "candidate": {"version": report["version"], "test": candidate, "train_rows": report["train_rows"]},
+        "comparison": comparison,
+        "promoted": promoted,
+        "now_current": report["version"] if promoted else before_version,
+    }
+
+
+def rollback(settings: Settings) -> dict[str, str]:
+    """Make the version promoted before the current one current again (both voters); the current one is kept."""
+    now = current_version(settings.voters_dir, "A")
+    promoted = list(
+        dict.fromkeys(e["version"] for e in promotion_history(settings.voters_dir) if e["note"] != "rollback")
+    )
+    if now not in promoted or promoted.index(now) == 0:
+        raise InputError(f"nothing to roll back to: {now or 'no version'} is the oldest promoted version")
+    target = promoted[promoted.index(now) - 1]
+    for name in VOTERS:
+        if not (settings.voters_dir / name / target).is_dir():
+            raise InputError(f"version {target} of voter {name} is gone from {settings.voters_dir / name}")
+    for name in VOTERS:
+        set_current(settings.voters_dir, name, target)
+    record_promotion(settings.voters_dir, target, note="rollback")
+    return {"from": now or "", "to": target}
