@@ -41,11 +41,19 @@ def _main(
 
 
 @models_app.command("build")
-def models_build(force: Annotated[bool, typer.Option(help="rebuild even when up to date")] = False) -> None:
-    """Build the offline encoder checkpoint into the model cache (idempotent)."""
+def models_build(
+    force: Annotated[bool, typer.Option(help="rebuild even when up to date")] = False,
+    llm: Annotated[bool, typer.Option(help="also assemble the local LLM's GGUF")] = True,
+) -> None:
+    """Build the offline encoder checkpoint (and the local LLM's GGUF) into the model cache (idempotent)."""
+    from app.llm_local import build_gguf
     from app.models import build_models
 
-    paths = _run(lambda: build_models(_settings().model_dir, force=force))
+    def go() -> dict[str, Path]:
+        model_dir = _settings().model_dir
+        return build_models(model_dir, force=force) | ({"llm": build_gguf(model_dir)} if llm else {})
+
+    paths = _run(go)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 

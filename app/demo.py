@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +48,9 @@ def _coarse(assistant: Assistant, labels: Sequence[str]) -> list[str]:
 
 
 def run_demo(assistant: Assistant, *, resolve_reviews: bool = True) -> dict[str, Any]:
-    c = assistant.components
+    # The demo's reviewer picks the top candidates: not a real confirmation, so nothing goes to the feedback store.
+    c = dataclasses.replace(assistant.components, feedback=None)
+    assistant = Assistant(c, checkpointer=assistant.checkpointer)
     data = DemoData(c.settings.data_dir)
     all_docs = load_docs(data.docs, c.taxonomy)
     by_id = {doc.id: doc for doc in all_docs}

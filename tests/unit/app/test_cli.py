@@ -91,6 +91,11 @@ def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch)
     assert done["label_source"] == "human" and "屏幕" in done["labels"] and done["answer"]
     assert paused["thread_id"] not in {p["thread_id"] for p in json.loads(run("review", "list", "--json")[1])}
     monkeypatch.delenv("LABELGATE_VOTE__MIN_MARGIN")
+    feedback = json.loads(run("feedback", "list")[1])
+    assert [(f["source"], f["reviewer"], f["thread_id"]) for f in feedback] == [("human", "alice", paused["thread_id"])]
+    code, out = run("feedback", "export", "--out", str(env / "fb.jsonl"))
+    assert code == 0 and out.startswith("1 rows")
+    assert json.loads((env / "fb.jsonl").read_text(encoding="utf-8"))["text"] == "屏幕裂了"
     code, out = run("demo", "--json")
     assert code == 0, out
     demo = json.loads(out)
@@ -106,6 +111,17 @@ def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch)
     ):
         assert key in demo
     assert len(demo["samples"]) == 2
+    code, out = run("retrain", "--json")
+    assert code == 0, out
+    retrained = json.loads(out)
+    assert retrained["feedback_rows"] == 1 and len(retrained["comparison"]) == 4
+    train_texts = {t for texts in ROWS.values() for t in texts}
+    assert retrained["candidate"]["train_rows"] == len(train_texts | {"屏幕裂了"})  # feedback merged, deduplicated
+    code, out = run("models", "rollback")
+    if retrained["promoted"]:
+        assert code == 0 and f"→ {retrained['current']['version']}" in out, out
+    else:
+        assert code == 2 and "nothing to roll back" in out, out
 
 
 def test_errors_are_clear_and_exit_2(env: Path) -> None:

@@ -1,0 +1,82 @@
+"""Feedback store, the promotion gate (pure) and rollback over saved versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.errors import DataError, InputError
+from app.feedback import FeedbackStore
+from app.retrain import promotion_decision, rollback
+from app.voters.store import current_version, record_promotion, set_current
+
+KEYS = ("macro_f1_A", "macro_f1_B", "auto_precision", "auto_coverage")
+scores_st = st.fixed_dictionaries({key: st.floats(0, 1) for key in KEYS})
+
+
+def test_feedback_store_records_exports_and_validates(tmp_path: Path, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'deep' / 'fb.sqlite'}")
+    store.add(thread_id="t1", query="屏幕碎了", labels=["屏幕"], source="human", reviewer="alice")
+    store.add(thread_id="t2", query="屏幕碎了", labels=["屏幕", "保修政策"], source="human", reviewer="bob")
+    store.add(thread_id="t3", query="双十一优惠", labels=["活动优惠"], source="llm+rules", model_versions={"A": "v1"})
+    with pytest.raises(InputError, match="source"):
+        store.add(thread_id="t4", query="x", labels=["屏幕"], source="guess")
+    with pytest.raises(InputError):
+        store.add(thread_id="t4", query="  ", labels=["屏幕"], source="human")
+    examples = store.training_examples(taxonomy)
+    assert [(ex.text, ex.labels) for ex in examples] == [
+        ("屏幕碎了", ("售后", "屏幕", "保修政策")),  # the latest confirmation wins
+        ("双十一优惠", ("销售", "活动优惠")),
+    ]
+    assert [ex.text for ex in store.training_examples(taxonomy, sources=["human"])] == ["屏幕碎了"]
+    out = tmp_path / "export.jsonl"
+    assert store.export(out, taxonomy) == 2
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == {"text": "屏幕碎了", "labels": ["售后", "屏幕", "保修政策"], "source": "human", "reviewer": "bob"}
+    # a label removed from the taxonomy later is an error that names the row, not a silent guess
+    store.add(thread_id="t5", query="老标签", labels=["已删除的标签"], source="human", reviewer="carol")
+    with pytest.raises(DataError, match="feedback #4"):
+        store.training_examples(taxonomy)
+
+
+def test_feedback_store_rejects_a_bad_url() -> None:
+    with pytest.raises(InputError, match="cannot be opened"):
+        FeedbackStore("nosuchdb://x")
+
+
+@given(scores_st, scores_st)
+def test_promotion_never_accepts_a_worse_gated_score(current, candidate) -> None:  # type: ignore[no-untyped-def]
+    promoted, lines = promotion_decision(current, candidate)
+    gated = [k for k in KEYS if k != "auto_coverage"]
+    assert promoted == all(candidate[k] >= current[k] for k in gated)
+    assert len(lines) == len(KEYS)
+
+
+@given(scores_st)
+def test_promotion_of_equal_scores_and_of_a_first_version(scores) -> None:  # type: ignore[no-untyped-def]
+    assert promotion_decision(scores, dict(scores))[0]
+    assert promotion_decision(None, scores)[0]
+    worse = scores | {"auto_precision": scores["auto_precision"] - 0.01}
+    assert promotion_decision(scores, worse, tolerance=0.02)[0]
+
+
+def test_rollback_walks_back_promotions(settings) -> None:  # type: ignore[no-untyped-def]
+    voters = settings.voters_dir
+    for version in ("v1", "v2", "v3"):
+        for name in ("A", "B"):
+            (voters / name / version).mkdir(parents=True)
+    with pytest.raises(InputError, match="nothing to roll back"):
+        rollback(settings)
+    for version in ("v1", "v2"):
+        record_promotion(voters, version, note="train")
+        for name in ("A", "B"):
+            set_current(voters, name, version)
+    # v3 was trained but not promoted: rollback ignores it
+    assert rollback(settings) == {"from": "v2", "to": "v1"}
+    assert current_version(voters, "A") == current_version(voters, "B") == "v1"
+    with pytest.raises(InputError, match="v1 is the oldest"):
+        rollback(settings)
