@@ -69,4 +69,14 @@ class Answer:
             return passages | {"reasons": add_reasons(state, f"answer:passages_llm_unavailable:{type(exc).__name__}")}
         if not text:
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_empty")}
-        return {"answer": text, "answer_kind": "llm", "citations": cited_ids(text, docs)}
+        cited = cited_ids(text, docs)
+        if cited:
+            return {"answer": text, "answer_kind": "llm", "citations": cited}
+        # small local models often drop the [id] markers: name the passages the answer was grounded in
+        sources = list(dict.fromkeys(doc["doc_id"] for doc in docs))
+        return {
+            "answer": text + "\n\n参考资料：" + " ".join(f"[{doc_id}]" for doc_id in sources),
+            "answer_kind": "llm",
+            "citations": sources,
+            "reasons": add_reasons(state, "answer:sources_appended"),
+        }

@@ -84,6 +84,9 @@ def test_answer_paths() -> None:
     assert passages["answer"].startswith(PASSAGES_HEADER) and passages["citations"] == ["D1", "D2"]
     llm = Answer(fake("可以免费更换一次 [D1]，另见 [D9]。"))({"query": "q", "docs": DOCS, "labels": ["屏幕"]})
     assert llm["answer_kind"] == "llm" and llm["citations"] == ["D1"]  # D9 was never retrieved: not a citation
+    uncited = Answer(fake("可以免费更换。"))({"query": "q", "docs": DOCS, "reasons": []})
+    assert uncited["answer"] == "可以免费更换。\n\n参考资料：[D1] [D2]" and uncited["citations"] == ["D1", "D2"]
+    assert uncited["reasons"] == ["answer:sources_appended"]
     broken = Answer(FailingChat(messages=iter([])))({"query": "q", "docs": DOCS, "reasons": []})
     assert broken["answer_kind"] == "passages"
     assert broken["reasons"] == ["answer:passages_llm_unavailable:TimeoutError"]
