@@ -51,8 +51,8 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def test_review_pause_survives_a_process_restart() -> None:
-    # min_margin 1.0 is unreachable, so the gate escalates; with no LLM configured the thread pauses for review.
-    escalate = {"LABELGATE_VOTE__MIN_MARGIN": "1.0", "LABELGATE_LLM_BASE_URL": ""}
+    # min_margin 1.0 is unreachable, so the gate escalates; with no LLM the thread pauses for review.
+    escalate = {"LABELGATE_VOTE__MIN_MARGIN": "1.0", "LABELGATE_LLM_BASE_URL": "", "LABELGATE_LLM_LOCAL": "false"}
     paused = json.loads(cli("ask", "屏幕碎了还在保修期吗", "--json", env=escalate))
     assert paused["pending_review"] and paused["path"][-1] == "review", paused
     pending = json.loads(cli("review", "list", "--json"))  # a new process reads the pause from SQLite
