@@ -3,7 +3,6 @@ promoted only when they are not worse on the held-out test split; old versions a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from app.config import Settings
@@ -12,7 +11,7 @@ from app.errors import InputError
 from app.evaluate import evaluate
 from app.feedback import FeedbackStore
 from app.taxonomy import Taxonomy
-from app.training import train_voters
+from app.training import train_voters, write_report
 from app.voters.store import current_version, load_voter, promotion_history, record_promotion, set_current
 
 VOTERS = ("A", "B")
@@ -59,7 +58,7 @@ def retrain(settings: Settings) -> dict[str, Any]:
         for name in VOTERS:
             set_current(settings.voters_dir, name, report["version"])
         record_promotion(settings.voters_dir, report["version"], note=f"retrain with {len(feedback)} feedback rows")
-        (settings.home / "train_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
+        write_report(settings, report)
     return {
         "feedback_rows": len(feedback),
         "current": {"version": before_version, "test": current},

@@ -117,6 +117,11 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
     save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=promote)
     if promote:
         record_promotion(settings.voters_dir, version, note="train")
-        settings.home.mkdir(parents=True, exist_ok=True)
-        (settings.home / "train_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
+        write_report(settings, report)
     return report
+
+
+def write_report(settings: Settings, report: dict[str, Any]) -> None:
+    """The current version's training report, kept beside the voters."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / "train_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
