@@ -95,10 +95,11 @@ def register(app: typer.Typer, models_app: typer.Typer) -> None:
     models_app.command("rollback")(rollback_command)
 
 
-def _components() -> Any:
+def _components(*, llm: bool = True) -> Any:
     from app.components import Components
 
-    return Components.load(settings())
+    s = settings() if llm else settings().model_copy(update={"llm_local": False, "llm_base_url": None})
+    return Components.load(s)
 
 
 def _split(components: Any, name: str) -> Any:
@@ -113,7 +114,7 @@ def bench_gate(out: OutOption = None, split: SplitOption = "test") -> None:
     from app.eval.latency import bench_gate as run_bench
 
     def go() -> dict[str, Any]:
-        components = _components()
+        components = _components(llm=False)  # the gate never calls the LLM: don't start its server
         return run_bench(components, [ex.text for ex in _split(components, split)])
 
     print_json(run(go), out)
