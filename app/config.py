@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -80,11 +80,14 @@ class Settings(BaseSettings):
     llm_ctx: int = Field(4096, ge=512, description="context window of the local server")
     llm_start_timeout: float = Field(90.0, gt=0)
     feedback_url: str | None = Field(None, description="SQLAlchemy URL of the feedback store; unset = SQLite in home")
+    review_token: SecretStr | None = Field(None, description="token of the review web page; unset = a random one a run")
+    review_host: str = Field("127.0.0.1", description="`labelgate review serve` bind address")
+    review_port: int = Field(8765, ge=1, le=65535, description="`labelgate review serve` port")
     vote: VoteSettings = VoteSettings()
     rerank: RerankWeights = RerankWeights()
     train: TrainSettings = TrainSettings()
 
-    @field_validator("chroma_url", "llm_base_url", "feedback_url", mode="before")
+    @field_validator("chroma_url", "llm_base_url", "feedback_url", "review_token", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

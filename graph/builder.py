@@ -7,6 +7,7 @@ START → classify → vote ─auto───────────────
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -14,7 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from app.components import Components
+from app.components import Components, server_components
 from app.config import Settings
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
@@ -59,12 +60,7 @@ def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     return SqliteSaver(sqlite3.connect(settings.checkpoint_db, check_same_thread=False))
 
 
-def __getattr__(name: str) -> Any:
-    """`graph` for langgraph.json / Studio, built lazily on first access (the server brings its own persistence)."""
-    if name == "graph":
-        from app.config import load_settings
-
-        compiled = build_graph(Components.load(load_settings()))
-        globals()["graph"] = compiled
-        return compiled
-    raise AttributeError(name)
+async def server_graph() -> CompiledStateGraph:
+    """The graph factory named in langgraph.json (`langgraph dev`, Studio, LangGraph Platform): the server brings its
+    own persistence; models load once per server process, on the first run, off the event loop."""
+    return build_graph(await asyncio.to_thread(server_components))

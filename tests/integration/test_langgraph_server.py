@@ -1,0 +1,77 @@
+"""`langgraph dev` serves the graph (langgraph.json) and mounts the review page (http.app) over the same threads."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "server-test-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (ROOT / ".labelgate" / "voters" / "A" / "CURRENT").is_file():
+        pytest.skip("voters not trained: run `make train index` first")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LABELGATE_REVIEW_TOKEN": TOKEN,
+        "LABELGATE_VOTE__MIN_MARGIN": "1.0",  # unreachable: every query escalates
+        "LABELGATE_LLM_LOCAL": "false",  # no LLM → the review pause is certain
+        "LABELGATE_LLM_BASE_URL": "",
+        "LABELGATE_FEEDBACK_URL": f"sqlite:///{tmp_path_factory.mktemp('fb') / 'feedback.sqlite'}",
+    }
+    log = tmp_path_factory.mktemp("lgdev") / "server.log"
+    cmd = [str(Path(sys.executable).parent / "langgraph"), "dev", "--no-browser", "--no-reload", "--port", str(port)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail("langgraph dev did not start:\n" + log.read_text()[-3000:])
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_review_routes_resolve_a_server_thread(server: str) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    thread = client.threads.create()
+    state = client.runs.wait(thread["thread_id"], "labelgate", input={"query": "屏幕碎了还在保修期吗"})
+    assert "__interrupt__" in state and client.threads.get(thread["thread_id"])["status"] == "interrupted"
+
+    assert httpx.get(f"{server}/review/api/pending").status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    pending = httpx.get(f"{server}/review/api/pending", headers=auth).json()["pending"]
+    row = next(p for p in pending if p["thread_id"] == thread["thread_id"])
+    assert row["query"] == "屏幕碎了还在保修期吗" and row["candidates"]
+
+    body = {"thread_id": thread["thread_id"], "labels": ["屏幕", "保修政策"], "reviewer": "server-test"}
+    done = httpx.post(f"{server}/review/api/resolve", headers=auth, json=body, timeout=120).json()["resolved"]
+    assert set(done["labels"]) == {"售后", "屏幕", "保修政策"}
+    assert done["label_source"] == "human" and not done["pending_review"]
+    assert client.threads.get(thread["thread_id"])["status"] == "idle"

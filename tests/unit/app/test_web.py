@@ -1,0 +1,91 @@
+"""The review web app over the real graph (voter doubles, no LLM): token on every route, list, resolve, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.api import Assistant
+from app.errors import ReviewError
+from app.web import COOKIE, AssistantBackend, create_app
+
+TOKEN = "s3cret-review-token"
+
+
+@pytest.fixture()
+def assistant(components):  # type: ignore[no-untyped-def]
+    return Assistant(components)
+
+
+@pytest.fixture()
+def client(assistant):  # type: ignore[no-untyped-def]
+    from starlette.testclient import TestClient
+
+    return TestClient(create_app(lambda: AssistantBackend(assistant), TOKEN))
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_every_route_needs_the_token(client) -> None:  # type: ignore[no-untyped-def]
+    for method, path in (("GET", "/review"), ("GET", "/review/api/pending"), ("POST", "/review/api/resolve")):
+        for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Cookie": f"{COOKIE}=nope"}):
+            response = client.request(method, path, headers=headers, json={})
+            assert response.status_code == 401, (method, path, headers)
+    assert client.get("/review?token=wrong").status_code == 401
+    with pytest.raises(ReviewError):
+        create_app(lambda: None, "short")  # type: ignore[arg-type,return-value]
+
+
+def test_token_in_the_url_sets_a_cookie_and_drops_the_token(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(f"/review?token={TOKEN}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/review"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    page = client.get("/review")  # the client keeps the cookie
+    assert page.status_code == 200 and "pending reviews" in page.text
+    assert client.get("/review/api/pending").status_code == 200
+
+
+def test_list_and_resolve(client, assistant, components) -> None:  # type: ignore[no-untyped-def]
+    asked = assistant.ask("修好的进度怎么样了")
+    body = client.get("/review/api/pending", headers=AUTH).json()
+    [row] = body["pending"]
+    assert row["thread_id"] == asked.thread_id and row["query"] == "修好的进度怎么样了"
+    by_label = {c["label"]: c for c in row["candidates"]}
+    assert any(s.startswith("B:") and s.endswith("✓") for s in by_label["维修进度"]["sources"])
+    assert {label["id"] for label in body["labels"]} == set(components.taxonomy.ids)
+
+    payload = {"thread_id": asked.thread_id, "labels": ["维修进度"], "reviewer": "carol"}
+    done = client.post("/review/api/resolve", headers=AUTH, json=payload).json()["resolved"]
+    assert done["labels"] == ["售后", "维修进度"] and done["label_source"] == "human" and not done["pending_review"]
+    assert client.get("/review/api/pending", headers=AUTH).json()["pending"] == []
+    [feedback] = components.feedback.rows()
+    assert (feedback.reviewer, feedback.labels, feedback.source) == ("carol", ["售后", "维修进度"], "human")
+    again = client.post("/review/api/resolve", headers=AUTH, json=payload)
+    assert again.status_code == 409 and "no pending review" in again.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        ({"thread_id": "t", "labels": ["不存在"], "reviewer": "a"}, 400, "unknown labels"),
+        ({"thread_id": "t", "labels": ["屏幕"], "reviewer": " "}, 400, "reviewer"),
+        ({"thread_id": "t", "labels": [], "reviewer": "a"}, 400, "non-empty list"),
+        ({"labels": ["屏幕"], "reviewer": "a"}, 400, "thread_id"),
+        ({"thread_id": "no-such-thread", "labels": ["屏幕"], "reviewer": "a"}, 409, "no pending review"),
+        (["not", "an", "object"], 400, "thread_id"),
+    ],
+)
+def test_bad_resolve_requests_are_refused_with_a_reason(client, payload, status, message) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/review/api/resolve", headers=AUTH, json=payload)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_non_json_and_oversized_bodies_are_refused(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.post("/review/api/resolve", headers=AUTH, content=b"labels=x").status_code == 415
+    bad = client.post("/review/api/resolve", headers={**AUTH, "Content-Type": "application/json"}, content=b"{oops")
+    assert bad.status_code == 400 and "invalid JSON" in bad.json()["error"]
+    big = client.post(
+        "/review/api/resolve", headers={**AUTH, "Content-Type": "application/json"}, content=b" " * 70_000
+    )
+    assert big.status_code == 413
