@@ -57,13 +57,18 @@ test: install browser
 test-slow: train
 	$(PYTEST) tests -q -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no slow tests collected"; rc=0; fi; exit $$rc
 
-# Real end to end: build models, train, index, one question through the graph, then the slow tests.
+# Real end to end: build models, train, index, one question through the graph, one feedback round, the slow tests.
 smoke: index
 	$(LG) ask "我的手机屏幕裂了，保修可以换吗？" --json > $(HOME_DIR)/smoke.json
 	$(BIN)/python -c "import json,sys; a=json.load(open('$(HOME_DIR)/smoke.json')); \
 	  assert a['labels'] and a['answer'], a; \
 	  assert not any(r.startswith('answer:passages') for r in a['reasons']), ('the local LLM did not answer', a); \
 	  print('smoke ok:', a['decision'], a['labels'], [d['id'] for d in a['docs']], a['answer'][:80])"
+	$(LG) demo --loop --json > $(HOME_DIR)/loop.json
+	$(BIN)/python -c "import json; r=json.load(open('$(HOME_DIR)/loop.json')); \
+	  assert {'query','before','after'} <= set(r) and r['feedback_rows'], r; \
+	  assert r['escalation_after'] <= r['escalation_before'], r; \
+	  print('loop ok: escalation', r['escalation_before'], '->', r['escalation_after'], 'promoted', r['retrain']['promoted'])"
 	$(MAKE) test-slow; rc=$$?; $(LG) llm stop; exit $$rc
 
 lint: install

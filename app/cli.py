@@ -169,9 +169,20 @@ def review_serve(
 
 
 @app.command()
-def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The seed's drift example and sample questions, through the real graph."""
+def demo(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="one feedback round: review → retrain → before/after")] = False,
+) -> None:
+    """The seed's drift example and sample questions, through the real graph (--loop: the feedback loop)."""
     from app.demo import format_demo, run_demo
+
+    if loop:
+        from app.loop import LoopPlan, format_loop, run_loop
+
+        s = _settings()
+        outcome = _run(lambda: run_loop(s, LoopPlan.load(s.data_dir / "loop.yaml")))
+        _print_json(outcome) if as_json else typer.echo(format_loop(outcome))
+        return
 
     result = _run(lambda: run_demo(_assistant()))
     if as_json:

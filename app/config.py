@@ -30,8 +30,13 @@ class TrainSettings(BaseModel):
     target_precision: float = Field(0.9, gt=0, le=1, description="per-label threshold target on dev")
     threshold_floor: float = Field(0.3, ge=0, le=1, description="lowest per-label threshold calibration may pick")
     threshold_ceiling: float = Field(0.8, ge=0, le=1, description="highest per-label threshold calibration may pick")
+    feedback_repeat: int = Field(
+        3, ge=1, le=20, description="retrain: each confirmed feedback row counts this many times (they are hard cases)"
+    )
+    # Retraining voter B on identical data with seeds 13/14/15 gave test macro-F1 0.852/0.846/0.842, and with 16
+    # feedback rows 0.833/0.851/0.859: drops below ~0.03 are training noise on a 255-row test split, not regressions.
     promotion_tolerance: float = Field(
-        0.0, ge=0, le=0.2, description="retrain: allowed drop in macro-F1 / auto precision"
+        0.03, ge=0, le=0.2, description="retrain: allowed drop in macro-F1 / auto precision (training noise)"
     )
     seed: int = 13
 

@@ -45,10 +45,11 @@ def calibrate(voter: Voter, dev: Sequence[Example], *, target_precision: float, 
     return voter
 
 
-def merge_examples(base: Sequence[Example], extra: Sequence[Example]) -> list[Example]:
-    """Training rows plus confirmed feedback; a feedback row replaces a training row with the same text."""
+def merge_examples(base: Sequence[Example], extra: Sequence[Example], *, repeat: int = 1) -> list[Example]:
+    """Training rows plus confirmed feedback (each `repeat` times); a feedback row replaces a training row with the
+    same text."""
     override = {ex.text: ex for ex in extra}
-    return [ex for ex in base if ex.text not in override] + list(override.values())
+    return [ex for ex in base if ex.text not in override] + list(override.values()) * repeat
 
 
 def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: bool = True) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
     train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
-    train = merge_examples(train, extra)
+    train = merge_examples(train, extra, repeat=settings.train.feedback_repeat)
     cfg, version, labels = settings.train, new_version(), taxonomy.ids
     started = time.perf_counter()
     tokenizer, model = train_voter_a(

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.config import TrainSettings
 from tests.conftest import ROOT, SEED_DOCS
 
 ROWS = {
@@ -116,7 +117,8 @@ def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch)
     retrained = json.loads(out)
     assert retrained["feedback_rows"] == 1 and len(retrained["comparison"]) == 4
     train_texts = {t for texts in ROWS.values() for t in texts}
-    assert retrained["candidate"]["train_rows"] == len(train_texts | {"屏幕裂了"})  # feedback merged, deduplicated
+    repeat = TrainSettings().feedback_repeat  # feedback replaces the training row with its text, counted `repeat` times
+    assert retrained["candidate"]["train_rows"] == len(train_texts - {"屏幕裂了"}) + repeat
     code, out = run("models", "rollback")
     if retrained["promoted"]:
         assert code == 0 and f"→ {retrained['current']['version']}" in out, out

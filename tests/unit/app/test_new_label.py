@@ -1,0 +1,111 @@
+"""A label added to taxonomy.yaml plus a handful of reviewed examples becomes predictable after `retrain`.
+
+Tiny random-init encoders train both voters for real (LoRA + head for A, MLP head for B) on a small copy of the demo
+data, so this checks the whole path — taxonomy → feedback → merge → train → calibrate → gate → promote → load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from app.config import Settings, TrainSettings
+from app.feedback import FeedbackStore
+from app.retrain import retrain
+from app.taxonomy import Taxonomy
+from app.testing import build_tiny_encoder
+from app.voters.store import load_voter
+
+ROOT = Path(__file__).resolve().parents[3]
+NEW = "数据迁移"
+TAUGHT = [
+    "手机数据怎么迁移",
+    "聊天记录怎么迁移到新手机",
+    "照片迁移到新手机",
+    "通讯录迁移",
+    "数据迁移收费吗",
+    "门店能迁移数据吗",
+]
+OTHERS = ["屏幕碎了能保修吗", "电池不耐用", "双十一有什么优惠", "快递什么时候到"]
+
+
+def _small_data(tmp: Path, per_split: dict[str, int]) -> Path:
+    data = tmp / "data"
+    (data / "queries").mkdir(parents=True)
+    for name in ("rules.yaml",):
+        shutil.copy(ROOT / "data" / name, data / name)
+    doc = yaml.safe_load((ROOT / "data" / "taxonomy.yaml").read_text(encoding="utf-8"))
+    doc["labels"].append({"id": NEW, "parent": "售后", "description": "换机时的数据迁移"})
+    (data / "taxonomy.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    for split, n in per_split.items():
+        lines = (ROOT / "data" / "queries" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        (data / "queries" / f"{split}.jsonl").write_text("\n".join(lines[:n]) + "\n", encoding="utf-8")
+    return data
+
+
+def test_a_new_label_is_learned_from_reviewed_examples(tmp_path: Path) -> None:
+    data = _small_data(tmp_path, {"train": 120, "dev": 40, "test": 40})
+    texts = [json.loads(line)["text"] for f in (data / "queries").glob("*.jsonl") for line in f.open(encoding="utf-8")]
+    encoder = build_tiny_encoder(tmp_path / "enc", texts=[*texts, *TAUGHT, *OTHERS], seed=1)
+    settings = Settings(
+        data_dir=data,
+        home=tmp_path / "home",
+        model_dir=tmp_path / "models",
+        encoder_a=str(encoder),
+        encoder_b=str(encoder),
+        query_prefix="",
+        llm_local=False,
+        train=TrainSettings(epochs_a=30, epochs_b=200, lr_lora=1e-2, lr_head=3e-2),
+    )
+    store = FeedbackStore(settings.feedback_db_url)
+    for i, text in enumerate(TAUGHT):
+        store.add(thread_id=f"t{i}", query=text, labels=[NEW], source="human", reviewer="alice")
+
+    outcome = retrain(settings)
+
+    fine = Taxonomy.load(data / "taxonomy.yaml").fine_ids
+    assert outcome["feedback_rows"] == len(TAUGHT) and outcome["promoted"]  # no current version: promoted
+    assert outcome["candidate"]["train_rows"] == 120 + 3 * len(TAUGHT)  # reviewed rows count feedback_repeat times
+    for name in ("A", "B"):
+        voter = load_voter(settings.voters_dir, name)
+        assert NEW in voter.labels and voter.version == outcome["now_current"]
+        taught = np.mean([o.probs[NEW] for o in voter.outputs(TAUGHT)])
+        other = np.mean([o.probs[NEW] for o in voter.outputs(OTHERS)])
+        assert taught > other + 0.2, (name, taught, other)
+        top = [max(fine, key=o.probs.__getitem__) for o in voter.outputs(TAUGHT)]
+        assert top.count(NEW) >= len(TAUGHT) - 1, (name, top)  # the most likely fine label of (nearly) all of them
+
+
+def test_loop_plan_is_validated(tmp_path: Path) -> None:
+    from app.errors import DataError
+    from app.loop import LoopPlan
+
+    plan = LoopPlan.load(ROOT / "data" / "loop.yaml")
+    assert plan.families and all(f.reviewed and f.probes for f in plan.families)
+    known = {json.loads(line)["text"] for f in (ROOT / "data" / "queries").glob("*.jsonl") for line in f.open()}
+    for family in plan.families:  # probes must be held out from every split and from the reviewed queries
+        assert not {c.text for c in family.probes} & (known | {c.text for c in family.reviewed})
+    bad = tmp_path / "loop.yaml"
+    bad.write_text("families:\n  - name: x\n    reviewed: [{text: 只有文本}]\n    probes: []\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"loop.yaml:\d+"):
+        LoopPlan.load(bad)
+
+
+def test_loop_workspace_is_a_copy_with_the_new_labels(settings) -> None:  # type: ignore[no-untyped-def]
+    from app.loop import LoopPlan, prepare_workspace
+
+    (settings.voters_dir / "A" / "v1").mkdir(parents=True)
+    (settings.voters_dir / "A" / "CURRENT").write_text("v1")
+    original = (ROOT / "data" / "taxonomy.yaml").read_text(encoding="utf-8")
+    scratch = prepare_workspace(settings, LoopPlan.load(ROOT / "data" / "loop.yaml"))
+    assert scratch.home == settings.home / "loop" / "home" and scratch.data_dir == settings.home / "loop" / "data"
+    assert NEW in Taxonomy.load(scratch.data_dir / "taxonomy.yaml").ids
+    assert NEW not in Taxonomy.load(ROOT / "data" / "taxonomy.yaml").ids
+    assert (ROOT / "data" / "taxonomy.yaml").read_text(encoding="utf-8") == original
+    assert (scratch.voters_dir / "A" / "CURRENT").read_text() == "v1"
+    assert scratch.feedback_db_url.startswith(f"sqlite:///{scratch.home}") and not scratch.llm_local
