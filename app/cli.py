@@ -156,14 +156,14 @@ def review_serve(
 ) -> None:
     """Serve the review web page alone (the LangGraph server mounts the same page at /review)."""
     from app.extras import require
-    from app.web import AssistantBackend, create_app, new_token
+    from app.web import AssistantBackend, create_app, serve_token
 
     s = _settings()
     uvicorn = _run(lambda: require("uvicorn", "server"))
-    token = s.review_token.get_secret_value() if s.review_token else new_token()
+    host, port = host or s.review_host, port or s.review_port
+    token = _run(lambda: serve_token(s, host))
     assistant = _run(_assistant)
     web = _run(lambda: create_app(lambda: AssistantBackend(assistant), token))
-    host, port = host or s.review_host, port or s.review_port
     typer.echo(f"review page: http://{host}:{port}/review?token={token}")
     uvicorn.run(web, host=host, port=port, log_level="warning")
 

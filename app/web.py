@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -20,7 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
 
-from app.errors import LabelgateError, ReviewError
+from app.config import Settings
+from app.errors import ConfigError, LabelgateError, ReviewError
 from app.extras import require
 from app.reviews import validate_resume
 from app.taxonomy import Taxonomy
@@ -201,6 +203,19 @@ def _login_html(error: str = "") -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(18)
+
+
+def serve_token(settings: Settings, host: str) -> str:
+    """The configured token; a random per-run one only on loopback (elsewhere the token must be configured)."""
+    if settings.review_token:
+        return settings.review_token.get_secret_value()
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(f"set LABELGATE_REVIEW_TOKEN to serve the review page on {host} (not a loopback address)")
+    return new_token()
 
 
 def server_app() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from app.api import Assistant
 from app.errors import ReviewError
@@ -89,3 +90,16 @@ def test_non_json_and_oversized_bodies_are_refused(client) -> None:  # type: ign
         "/review/api/resolve", headers={**AUTH, "Content-Type": "application/json"}, content=b" " * 70_000
     )
     assert big.status_code == 413
+
+
+def test_serving_beyond_loopback_needs_a_configured_token(settings) -> None:  # type: ignore[no-untyped-def]
+    from app.errors import ConfigError
+    from app.web import serve_token
+
+    assert len(serve_token(settings, "127.0.0.1")) >= 16 and serve_token(settings, "localhost")
+    assert serve_token(settings, "::1") != serve_token(settings, "::1")  # random per run
+    for host in ("0.0.0.0", "192.168.1.20", "review.example"):
+        with pytest.raises(ConfigError, match="LABELGATE_REVIEW_TOKEN"):
+            serve_token(settings, host)
+    configured = settings.model_copy(update={"review_token": SecretStr("configured-token")})
+    assert serve_token(configured, "0.0.0.0") == "configured-token"
