@@ -12,7 +12,7 @@ from langgraph.types import Command
 
 from app.components import Components
 from app.config import Settings, load_settings
-from app.errors import InputError, ReviewError
+from app.errors import InputError, NotPendingError
 from app.reviews import validate_resume
 from app.textutil import clean_query
 
@@ -142,5 +142,5 @@ class Assistant:
         """Confirm labels for a paused thread (validated against the taxonomy) and finish its run."""
         validate_resume({"labels": labels, "reviewer": reviewer}, self.components.taxonomy)
         if not self.graph.get_state(self._config(thread_id)).interrupts:
-            raise ReviewError(f"thread {thread_id} has no pending review")
+            raise NotPendingError(f"thread {thread_id} has no pending review")
         return self._run(Command(resume={"labels": labels, "reviewer": reviewer}), thread_id)

@@ -23,3 +23,7 @@ class ModelNotBuiltError(LabelgateError):
 
 class ReviewError(LabelgateError):
     """A review cannot be resumed (not paused, invalid labels, missing reviewer)."""
+
+
+class NotPendingError(ReviewError):
+    """The thread does not exist or is not waiting for a review."""

@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from app.config import Settings
-from app.errors import ConfigError, LabelgateError, ReviewError
+from app.errors import ConfigError, LabelgateError, NotPendingError, ReviewError
 from app.extras import require
 from app.reviews import validate_resume
 from app.taxonomy import Taxonomy
@@ -93,9 +93,9 @@ class ServerBackend:
         try:
             thread = await self.client.threads.get(thread_id)
         except Exception as exc:  # the SDK raises httpx errors for unknown ids
-            raise ReviewError(f"thread {thread_id} not found") from exc
+            raise NotPendingError(f"thread {thread_id} not found") from exc
         if thread.get("status") != "interrupted":
-            raise ReviewError(f"thread {thread_id} has no pending review")
+            raise NotPendingError(f"thread {thread_id} has no pending review")
         values = await self.client.runs.wait(
             thread_id, self.graph_id, command={"resume": {"labels": labels, "reviewer": reviewer}}
         )
@@ -140,8 +140,8 @@ def create_app(backend: Callable[[], ReviewBackend], token: str, *, lifespan: An
                 return JSONResponse({"error": "review token required"}, status_code=401)
             try:
                 return await handler(request)
-            except ReviewError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=409 if "no pending" in str(exc) else 400)
+            except NotPendingError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=409)
             except LabelgateError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
 

@@ -103,3 +103,51 @@ def test_serving_beyond_loopback_needs_a_configured_token(settings) -> None:  # 
             serve_token(settings, host)
     configured = settings.model_copy(update={"review_token": SecretStr("configured-token")})
     assert serve_token(configured, "0.0.0.0") == "configured-token"
+
+
+class FakeServerClient:
+    """The slice of the LangGraph SDK client ServerBackend uses, over an in-memory thread table."""
+
+    def __init__(self, threads: dict[str, dict]) -> None:  # type: ignore[type-arg]
+        self.table = threads
+        self.threads, self.runs = self, self
+        self.resumed: list[tuple[str, str, dict]] = []  # type: ignore[type-arg]
+
+    async def search(self, **kwargs):  # type: ignore[no-untyped-def]
+        return [t for t in self.table.values() if t["status"] == kwargs["status"]]
+
+    async def get(self, thread_id: str):  # type: ignore[no-untyped-def]
+        if thread_id not in self.table:
+            raise RuntimeError("404")
+        return self.table[thread_id]
+
+    async def wait(self, thread_id: str, graph_id: str, command: dict):  # type: ignore[no-untyped-def,type-arg]
+        self.resumed.append((thread_id, graph_id, command))
+        self.table[thread_id]["status"] = "idle"
+        return {"labels": ["售后", "屏幕"], "label_source": "human", "decision": "escalate", "answer": "ok"}
+
+
+def test_server_backend_lists_and_resumes_server_threads(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    from starlette.testclient import TestClient
+
+    from app.web import ServerBackend
+
+    payload = {"query": "屏幕花了", "candidates": [{"label": "屏幕", "sources": ["llm"], "score": 0.4}], "reasons": []}
+    fake = FakeServerClient(
+        {
+            "t1": {"thread_id": "t1", "status": "interrupted", "interrupts": {"task": [{"value": payload}]}},
+            "t2": {"thread_id": "t2", "status": "idle", "interrupts": {}},
+        }
+    )
+    client = TestClient(create_app(lambda: ServerBackend(taxonomy, client=fake), TOKEN))
+    [row] = client.get("/review/api/pending", headers=AUTH).json()["pending"]
+    assert row["thread_id"] == "t1" and row["query"] == "屏幕花了"
+    for thread_id, message in (("t2", "no pending review"), ("nope", "not found")):
+        body = {"thread_id": thread_id, "labels": ["屏幕"], "reviewer": "a"}
+        refused = client.post("/review/api/resolve", headers=AUTH, json=body)
+        assert refused.status_code == 409 and message in refused.json()["error"]
+    done = client.post(
+        "/review/api/resolve", headers=AUTH, json={"thread_id": "t1", "labels": ["屏幕"], "reviewer": "a"}
+    )
+    assert done.json()["resolved"]["labels"] == ["售后", "屏幕"] and not done.json()["resolved"]["pending_review"]
+    assert fake.resumed == [("t1", "labelgate", {"resume": {"labels": ["售后", "屏幕"], "reviewer": "a"}})]
