@@ -44,6 +44,9 @@ def test_token_in_the_url_sets_a_cookie_and_drops_the_token(client) -> None:  # 
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     page = client.get("/review")  # the client keeps the cookie
     assert page.status_code == 200 and "pending reviews" in page.text
+    csp = page.headers["content-security-policy"]
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in page.text and "unsafe-inline" not in csp
     assert client.get("/review/api/pending").status_code == 200
 
 

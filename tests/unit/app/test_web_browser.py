@@ -81,6 +81,7 @@ def test_review_page_in_chromium(served, browser, components) -> None:  # type: 
     base, assistant = served
     progress = assistant.ask("修好的进度怎么样了")  # after_answer review: only voter B knows 维修进度
     complaint = assistant.ask("你们宣传的和实际不一样")  # before_answer review: 投诉 blocks the answer
+    hostile = assistant.ask('<img src=x onerror="window.pwned=1">宣传<script>window.pwned=2</script>')
     wait = WebDriverWait(browser, 15)
 
     browser.get(f"{base}/review")  # no token: a token form, not the reviews
@@ -91,7 +92,9 @@ def test_review_page_in_chromium(served, browser, components) -> None:  # type: 
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.review")))
     assert "token" not in browser.current_url  # the token moved into an HttpOnly cookie
     cards = {card.get_attribute("data-thread"): card for card in browser.find_elements(By.CSS_SELECTOR, ".review")}
-    assert set(cards) == {progress.thread_id, complaint.thread_id}
+    assert set(cards) == {progress.thread_id, complaint.thread_id, hostile.thread_id}
+    assert browser.execute_script("return window.pwned") is None  # queries are shown as text, never as markup
+    assert "<script>window.pwned=2</script>" in cards[hostile.thread_id].find_element(By.TAG_NAME, "h2").text
     card = cards[progress.thread_id]
     assert "修好的进度怎么样了" in card.text and "B:" in card.text and "answered; confirm labels" in card.text
     assert "blocks the answer" in cards[complaint.thread_id].text
@@ -107,7 +110,7 @@ def test_review_page_in_chromium(served, browser, components) -> None:  # type: 
     card.find_element(By.CSS_SELECTOR, "button.submit").click()
     wait.until(lambda _: "resolved:" in card.find_element(By.CSS_SELECTOR, ".message").text)
     assert "维修进度" in card.find_element(By.CSS_SELECTOR, ".message").text
-    assert [p.thread_id for p in assistant.pending_reviews()] == [complaint.thread_id]
+    assert [p.thread_id for p in assistant.pending_reviews()] == [complaint.thread_id, hostile.thread_id]
     [row] = components.feedback.rows()
     assert (row.labels, row.reviewer, row.source) == (["售后", "维修进度"], "dora", "human")
     assert (shot_dir / "review-page.png").stat().st_size > 10_000
@@ -116,4 +119,4 @@ def test_review_page_in_chromium(served, browser, components) -> None:  # type: 
     browser.execute_script("document.getElementById('reviewer').value = ''")
     other.find_element(By.CSS_SELECTOR, "button.submit").click()
     assert "enter your name" in other.find_element(By.CSS_SELECTOR, ".message").text
-    assert [p.thread_id for p in assistant.pending_reviews()] == [complaint.thread_id]
+    assert [p.thread_id for p in assistant.pending_reviews()] == [complaint.thread_id, hostile.thread_id]
