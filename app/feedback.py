@@ -31,6 +31,8 @@ FEEDBACK = sa.Table(
     sa.Column("source", sa.String(20), nullable=False),
     sa.Column("reviewer", sa.String(200), nullable=True),
     sa.Column("model_versions", sa.JSON, nullable=False),
+    # what recorded it (thread:task:source): a node replayed after a crash records the same event, not a second row
+    sa.Column("event", sa.String(400), nullable=True, unique=True),
 )
 
 
@@ -44,6 +46,7 @@ class Feedback:
     source: str
     reviewer: str | None
     model_versions: dict[str, str]
+    event: str | None = None
 
 
 class FeedbackStore:
@@ -53,8 +56,17 @@ class FeedbackStore:
         try:
             self.engine = sa.create_engine(url)
             _meta.create_all(self.engine)
+            self._migrate()
         except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
             raise InputError(f"feedback store {url!r} cannot be opened: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Stores made before `event` existed get the column and its unique index (no rows change)."""
+        columns = {column["name"] for column in sa.inspect(self.engine).get_columns("feedback")}
+        if "event" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN event VARCHAR(400)"))
+                conn.execute(sa.text("CREATE UNIQUE INDEX ux_feedback_event ON feedback (event)"))
 
     def add(
         self,
@@ -65,7 +77,9 @@ class FeedbackStore:
         source: str,
         reviewer: str | None = None,
         model_versions: dict[str, str] | None = None,
+        event: str | None = None,
     ) -> int:
+        """Insert one confirmed label set; with `event`, recording the same event again returns the first row's id."""
         if source not in SOURCES:
             raise InputError(f"feedback source {source!r} is not one of {', '.join(SOURCES)}")
         if not query.strip() or not labels:
@@ -78,10 +92,17 @@ class FeedbackStore:
             "source": source,
             "reviewer": reviewer,
             "model_versions": dict(model_versions or {}),
+            "event": event,
         }
-        with self.engine.begin() as conn:
-            key = conn.execute(FEEDBACK.insert().values(**row)).inserted_primary_key
-            return int(key[0]) if key else 0
+        try:
+            with self.engine.begin() as conn:
+                key = conn.execute(FEEDBACK.insert().values(**row)).inserted_primary_key
+                return int(key[0]) if key else 0
+        except sa.exc.IntegrityError:
+            if event is None:
+                raise
+            with self.engine.connect() as conn:
+                return int(conn.execute(sa.select(FEEDBACK.c.id).where(FEEDBACK.c.event == event)).scalar_one())
 
     def rows(self, *, sources: Iterable[str] = SOURCES) -> list[Feedback]:
         query = sa.select(FEEDBACK).where(FEEDBACK.c.source.in_(list(sources))).order_by(FEEDBACK.c.id)

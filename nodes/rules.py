@@ -59,8 +59,12 @@ def record_feedback(
     if store is None or not labels:
         return
     versions = {name: rec.get("version", "") for name, rec in state.get("votes", {}).items()}
+    configurable = config.get("configurable", {})
+    thread_id = str(configurable.get("thread_id", ""))
+    task = configurable.get("checkpoint_ns") or ""  # "<node>:<task id>": the same when a task is replayed
     store.add(
-        thread_id=str(config.get("configurable", {}).get("thread_id", "")),
+        thread_id=thread_id,
+        event=f"{thread_id}:{task}:{source}" if thread_id and task else None,
         query=state["query"],
         labels=labels,
         source=source,

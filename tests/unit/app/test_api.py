@@ -68,3 +68,36 @@ def test_bad_queries_are_refused(components) -> None:  # type: ignore[no-untyped
             assistant.ask(bad)
     with pytest.raises(ReviewError):
         assistant.resume("no-such-thread", labels=["屏幕"], reviewer="bob")
+
+
+def test_a_crash_after_recording_feedback_does_not_double_it(components) -> None:  # type: ignore[no-untyped-def]
+    """The review task records feedback, then dies before its writes reach the checkpoint (as a process killed at that
+    moment would): the thread is still pending, the next resume replays the task, and the store keeps one row."""
+    import dataclasses
+
+    from app.feedback import FeedbackStore
+
+    class DiesAfterInsert(FeedbackStore):
+        died = False
+
+        def add(self, **kwargs):  # type: ignore[no-untyped-def]
+            row_id = super().add(**kwargs)
+            if not self.died:
+                self.died = True
+                raise RuntimeError("simulated crash right after the feedback insert")
+            return row_id
+
+    store = DiesAfterInsert(components.settings.feedback_db_url)
+    assistant = Assistant(dataclasses.replace(components, feedback=store))
+    paused = assistant.ask("你们宣传的和实际不一样")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        assistant.resume(paused.thread_id, labels=["虚假宣传"], reviewer="bob")
+    assert len(store.rows()) == 1  # recorded before the crash
+    assert [p.thread_id for p in assistant.pending_reviews()] == [paused.thread_id]  # still pending, listed once
+    done = assistant.resume(paused.thread_id, labels=["虚假宣传"], reviewer="bob")
+    assert done.labels == ["投诉", "虚假宣传"] and not done.pending_review
+    [row] = store.rows()
+    assert row.event and row.event.startswith(f"{paused.thread_id}:review:") and row.reviewer == "bob"
+    assistant.ask("你们宣传的和实际不一样", thread_id=paused.thread_id)  # a new turn on the thread is a new event
+    assistant.resume(paused.thread_id, labels=["虚假宣传"], reviewer="bob")
+    assert len(store.rows()) == 2

@@ -80,3 +80,26 @@ def test_rollback_walks_back_promotions(settings) -> None:  # type: ignore[no-un
     assert current_version(voters, "A") == current_version(voters, "B") == "v1"
     with pytest.raises(InputError, match="v1 is the oldest"):
         rollback(settings)
+
+
+def test_an_older_feedback_store_is_migrated_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the schema before `event` existed
+        conn.execute(
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created FLOAT NOT NULL,"
+            " thread_id VARCHAR(200) NOT NULL, query TEXT NOT NULL, labels JSON NOT NULL, source VARCHAR(20) NOT NULL,"
+            " reviewer VARCHAR(200), model_versions JSON NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO feedback (created, thread_id, query, labels, source, reviewer, model_versions)"
+            " VALUES (1.0, 't0', '屏幕碎了', '[\"屏幕\"]', 'human', 'alice', '{}')"
+        )
+    store = FeedbackStore(f"sqlite:///{path}")
+    [old] = store.rows()
+    assert (old.query, old.labels, old.event) == ("屏幕碎了", ["屏幕"], None)
+    row = {"thread_id": "t1", "query": "电池", "labels": ["电池"], "source": "human", "reviewer": "bob"}
+    first, again = (store.add(**row, event="t1:review:x") for _ in range(2))
+    assert first == again and len(store.rows()) == 2
+    assert len(FeedbackStore(f"sqlite:///{path}").rows()) == 2  # reopening does not migrate twice
