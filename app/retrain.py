@@ -12,7 +12,7 @@ from app.evaluate import evaluate
 from app.feedback import FeedbackStore
 from app.taxonomy import Taxonomy
 from app.training import train_voters, write_report
-from app.voters.store import current_version, load_voter, promotion_history, record_promotion, set_current
+from app.voters.store import current_version, load_pair, promotion_history, record_promotion, set_current
 
 VOTERS = ("A", "B")
 
@@ -49,7 +49,7 @@ def retrain(settings: Settings) -> dict[str, Any]:
     before_version = current_version(settings.voters_dir, "A")
     current = None
     if before_version is not None:
-        a, b = (load_voter(settings.voters_dir, name, threads=settings.threads) for name in VOTERS)
+        a, b = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         current = gate_scores(evaluate(a, b, test, taxonomy, settings.vote))
     report = train_voters(settings, extra=feedback, promote=False)
     candidate = gate_scores(report["test"])

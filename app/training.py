@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +21,7 @@ from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 from app.voters.calibrate import fit_temperature, label_thresholds, sigmoid
 from app.voters.encoders import load_encoder
+from app.voters.onnx import INT8_FILE, export_int8, ort_logits_fn
 from app.voters.store import (
     KIND_HEAD,
     KIND_LORA,
@@ -101,25 +106,54 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
             "train_rows": len(train),
         },
     )
-    for voter in (voter_a, voter_b):
+    scratch = Path(tempfile.mkdtemp(prefix="labelgate-onnx-"))
+    int8_file = export_int8(model, tokenizer, scratch / INT8_FILE)
+    voter_a_int8 = dataclasses.replace(
+        voter_a,
+        logits_fn=ort_logits_fn(int8_file, tokenizer, prefix=settings.query_prefix, max_length=cfg.max_length),
+    )
+    for voter in (voter_a, voter_a_int8, voter_b):
         calibrate(
             voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
         )
+    voter_a.meta["runtimes"] = {
+        "onnx-int8": {"file": INT8_FILE, "temperature": voter_a_int8.temperature, "thresholds": voter_a_int8.thresholds}
+    }
+    serving_a = voter_a_int8 if settings.voter_a_runtime == "onnx-int8" else voter_a
     report = {
         "version": version,
         "train_rows": len(train),
         "extra_rows": len(extra),
         "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
-        "test": evaluate(voter_a, voter_b, test, taxonomy, settings.vote),
-        "dev": evaluate(voter_a, voter_b, dev, taxonomy, settings.vote),
+        "runtime_a": settings.voter_a_runtime,
+        "test": evaluate(serving_a, voter_b, test, taxonomy, settings.vote),
+        "dev": evaluate(serving_a, voter_b, dev, taxonomy, settings.vote),
+        "test_by_runtime_a": {
+            name: _gate_summary(evaluate(a, voter_b, test, taxonomy, settings.vote))
+            for name, a in (("torch", voter_a), ("onnx-int8", voter_a_int8))
+        },
     }
     voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
-    save_voter(settings.voters_dir, voter_a, lora_writer(model), make_current=promote)
+
+    def write_a(path: Path) -> None:
+        lora_writer(model)(path)
+        shutil.move(str(int8_file), str(path / INT8_FILE))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    save_voter(settings.voters_dir, voter_a, write_a, make_current=promote)
     save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=promote)
     if promote:
         record_promotion(settings.voters_dir, version, note="train")
         write_report(settings, report)
     return report
+
+
+def _gate_summary(report: dict[str, Any]) -> dict[str, float]:
+    keys = ("auto_coverage", "auto_precision")
+    return {k: round(float(report[k]), 4) for k in keys} | {
+        "macro_f1_A": round(float(report["voters"]["A"]["macro_f1"]), 4),
+        "accuracy_A": round(float(report["voters"]["A"]["accuracy"]), 4),
+    }
 
 
 def write_report(settings: Settings, report: dict[str, Any]) -> None:

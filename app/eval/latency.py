@@ -44,6 +44,7 @@ def bench_gate(components: Components, queries: Sequence[str], *, warmup: int = 
     return {
         "queries": len(queries),
         "threads": components.settings.threads,
+        "runtime_a": components.voters[0].meta.get("runtime", "torch"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "gate": percentiles(gate),
         "gate_p50_ms": percentiles(gate)["p50_ms"],

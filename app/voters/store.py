@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -19,6 +20,9 @@ from app.errors import ModelNotBuiltError
 from app.voters.base import Voter
 from app.voters.encoders import TextEncoder, check_model_path, load_encoder
 from app.voters.heads import MLPHead, PooledClassifier
+from app.voters.onnx import ort_logits_fn
+
+log = logging.getLogger(__name__)
 
 KIND_LORA = "lora-pooled"
 KIND_HEAD = "frozen-head"
@@ -124,26 +128,36 @@ def head_logits_fn(encoder: TextEncoder, head: MLPHead) -> Callable[[Sequence[st
     return logits
 
 
-def load_voter(voters_dir: Path, name: str, *, version: str | None = None, threads: int = 2) -> Voter:
-    """Load a saved voter (CURRENT unless a version is given); LoRA weights are merged for inference."""
-    from peft import PeftModel
-    from transformers import AutoModel, AutoTokenizer
+def load_voter(
+    voters_dir: Path, name: str, *, version: str | None = None, threads: int = 2, runtime: str = "torch"
+) -> Voter:
+    """Load a saved voter (CURRENT unless a version is given). Voter A runs on ONNX Runtime when `runtime` names one
+    the version was exported for (with that runtime's own calibration), else on torch with the LoRA merged."""
+    from transformers import AutoTokenizer
 
     path, meta = _read_meta(voters_dir, name, version)
     labels = list(meta["labels"])
+    temperature, thresholds = float(meta["temperature"]), dict(meta["thresholds"])
     try:
         head_state = load_file(str(path / "head.safetensors"))
         if meta["kind"] == KIND_LORA:
             check_model_path(meta["encoder"])
             tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
-            base = AutoModel.from_pretrained(meta["encoder"])
-            with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-                merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
-            model = PooledClassifier(merged, base.config.hidden_size, len(labels))
-            model.head.load_state_dict(head_state)
-            model.eval()
-            fn = pooled_logits_fn(tokenizer, model, meta.get("prefix", ""), int(meta.get("max_length", 64)))
+            prefix, max_length = meta.get("prefix", ""), int(meta.get("max_length", 64))
+            exported = meta.get("runtimes", {}).get(runtime) if runtime != "torch" else None
+            if exported and (path / exported["file"]).is_file():
+                fn = ort_logits_fn(path / exported["file"], tokenizer, prefix=prefix, max_length=max_length)
+                temperature, thresholds = float(exported["temperature"]), dict(exported["thresholds"])
+                meta = meta | {"runtime": runtime}
+            else:
+                if runtime != "torch":
+                    log.warning(
+                        "voter %s %s has no %s model: torch instead (`labelgate train` builds it)",
+                        name,
+                        meta["version"],
+                        runtime,
+                    )
+                fn = pooled_logits_fn(tokenizer, _merged_classifier(meta, path, head_state), prefix, max_length)
         else:
             encoder = load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
             head = MLPHead(encoder.dim, len(labels), hidden=int(meta.get("hidden", 256)))
@@ -157,7 +171,26 @@ def load_voter(voters_dir: Path, name: str, *, version: str | None = None, threa
         version=meta["version"],
         labels=labels,
         logits_fn=fn,
-        temperature=float(meta["temperature"]),
-        thresholds=dict(meta["thresholds"]),
+        temperature=temperature,
+        thresholds=thresholds,
         meta=meta,
     )
+
+
+def load_pair(voters_dir: Path, *, version: str | None = None, threads: int = 2, runtime: str = "torch") -> list[Voter]:
+    """Voters A and B of one version (CURRENT by default)."""
+    return [load_voter(voters_dir, name, version=version, threads=threads, runtime=runtime) for name in ("A", "B")]
+
+
+def _merged_classifier(meta: dict[str, Any], path: Path, head_state: dict[str, torch.Tensor]) -> PooledClassifier:
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(meta["encoder"])
+    with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
+    model = PooledClassifier(merged, base.config.hidden_size, len(meta["labels"]))
+    model.head.load_state_dict(head_state)
+    model.eval()
+    return model

@@ -71,8 +71,10 @@ def test_a_new_label_is_learned_from_reviewed_examples(tmp_path: Path) -> None:
     fine = Taxonomy.load(data / "taxonomy.yaml").fine_ids
     assert outcome["feedback_rows"] == len(TAUGHT) and outcome["promoted"]  # no current version: promoted
     assert outcome["candidate"]["train_rows"] == 120 + 3 * len(TAUGHT)  # reviewed rows count feedback_repeat times
-    for name in ("A", "B"):
-        voter = load_voter(settings.voters_dir, name)
+    exported = settings.voters_dir / "A" / outcome["now_current"] / "model.int8.onnx"
+    assert exported.is_file()  # voter A is exported to int8 ONNX and calibrated for it at train time
+    for name, runtime in (("A", "torch"), ("A", "onnx-int8"), ("B", "torch")):
+        voter = load_voter(settings.voters_dir, name, runtime=runtime)
         assert NEW in voter.labels and voter.version == outcome["now_current"]
         taught = np.mean([o.probs[NEW] for o in voter.outputs(TAUGHT)])
         other = np.mean([o.probs[NEW] for o in voter.outputs(OTHERS)])
@@ -99,13 +101,33 @@ def test_loop_plan_is_validated(tmp_path: Path) -> None:
 def test_loop_workspace_is_a_copy_with_the_new_labels(settings) -> None:  # type: ignore[no-untyped-def]
     from app.loop import LoopPlan, prepare_workspace
 
-    (settings.voters_dir / "A" / "v1").mkdir(parents=True)
-    (settings.voters_dir / "A" / "CURRENT").write_text("v1")
+    for name in ("A", "B"):
+        for version in ("v0", "v1"):
+            (settings.voters_dir / name / version).mkdir(parents=True)
+        (settings.voters_dir / name / "CURRENT").write_text("v1")
     original = (ROOT / "data" / "taxonomy.yaml").read_text(encoding="utf-8")
     scratch = prepare_workspace(settings, LoopPlan.load(ROOT / "data" / "loop.yaml"))
     assert scratch.home == settings.home / "loop" / "home" and scratch.data_dir == settings.home / "loop" / "data"
     assert NEW in Taxonomy.load(scratch.data_dir / "taxonomy.yaml").ids
     assert NEW not in Taxonomy.load(ROOT / "data" / "taxonomy.yaml").ids
     assert (ROOT / "data" / "taxonomy.yaml").read_text(encoding="utf-8") == original
-    assert (scratch.voters_dir / "A" / "CURRENT").read_text() == "v1"
+    assert (scratch.voters_dir / "A" / "CURRENT").read_text().strip() == "v1"
+    assert not (scratch.voters_dir / "A" / "v0").exists()  # only the current version is copied
     assert scratch.feedback_db_url.startswith(f"sqlite:///{scratch.home}") and not scratch.llm_local
+
+
+def test_onnx_int8_voter_a_follows_torch(tiny_encoder_dir, taxonomy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The exported int8 model gives nearly the torch logits; a version without it falls back to torch."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from app.voters.heads import PooledClassifier
+    from app.voters.onnx import export_int8, ort_logits_fn
+    from app.voters.train import pooled_logits
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
+    model = PooledClassifier(AutoModel.from_pretrained(str(tiny_encoder_dir)), 32, len(taxonomy.ids)).eval()
+    path = export_int8(model, tokenizer, tmp_path / "m.onnx")
+    texts = [*TAUGHT, *OTHERS, "我的手机屏幕裂了，保修可以换吗？" * 5]
+    ref = pooled_logits(tokenizer, model, texts, prefix="", max_length=64)
+    got = ort_logits_fn(path, tokenizer, prefix="", max_length=64)(texts)
+    assert got.shape == ref.shape and np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.99
