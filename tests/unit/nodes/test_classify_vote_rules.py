@@ -30,6 +30,28 @@ def run_vote(voters, taxonomy, query: str) -> dict:  # type: ignore[no-untyped-d
     return Vote(taxonomy, VoteSettings())(state)  # type: ignore[arg-type]
 
 
+def test_single_threaded_voters_run_at_once_with_the_same_result(voters) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+    import threading
+
+    seen: set[str] = set()
+
+    def tracking(voter):  # type: ignore[no-untyped-def]
+        def logits(texts):  # type: ignore[no-untyped-def]
+            seen.add(threading.current_thread().name)
+            return voter.logits_fn(texts)
+
+        return dataclasses.replace(voter, logits_fn=logits, meta={"one_thread_per_call": True})
+
+    sequential = Classify(voters, max_query_chars=100)
+    parallel = Classify([tracking(v) for v in voters], max_query_chars=100)
+    assert sequential.pool is None and parallel.pool is not None
+    assert Classify([tracking(voters[0]), voters[1]], max_query_chars=100).pool is None  # one multi-threaded voter
+    for query in ("我的手机屏幕裂了，保修可以换吗？", "双十一优惠", "天气"):
+        assert parallel({"query": query})["votes"] == sequential({"query": query})["votes"]  # type: ignore[typeddict-item]
+    assert seen and all(name.startswith("voter") for name in seen)
+
+
 def test_vote_auto_when_both_agree(voters, taxonomy) -> None:  # type: ignore[no-untyped-def]
     out = run_vote(voters, taxonomy, "屏幕碎了能保修吗")
     assert out["decision"] == "auto" and out["route"] == "auto" and out["label_source"] == "voters"
