@@ -45,13 +45,18 @@ def models_build(
     force: Annotated[bool, typer.Option(help="rebuild even when up to date")] = False,
     llm: Annotated[bool, typer.Option(help="also assemble the local LLM's GGUF")] = True,
 ) -> None:
-    """Build the offline encoder checkpoint (and the local LLM's GGUF) into the model cache (idempotent)."""
+    """Build the offline encoder checkpoint, its int8 retrieval export (and the local LLM's GGUF) into the model cache
+    (idempotent)."""
+    from app.embedder import build_int8
     from app.llm_local import build_gguf
     from app.models import build_models
 
     def go() -> dict[str, Path]:
-        model_dir = _settings().model_dir
-        return build_models(model_dir, force=force) | ({"llm": build_gguf(model_dir)} if llm else {})
+        settings = _settings()
+        built = build_models(settings.model_dir, force=force)
+        if settings.embedder_runtime == "onnx-int8":
+            built["embedder-int8"] = build_int8(settings)
+        return built | ({"llm": build_gguf(settings.model_dir)} if llm else {})
 
     paths = _run(go)
     for name, path in paths.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from app.cli_common import print_json, run, settings
 
 llm_app = typer.Typer(no_args_is_help=True, help="the bundled local LLM server")
 feedback_app = typer.Typer(no_args_is_help=True, help="confirmed labels that feed retraining")
-bench_app = typer.Typer(no_args_is_help=True, help="benchmarks that write JSON")
+bench_app = typer.Typer(help="benchmarks that write JSON; without a subcommand: the whole serving benchmark")
 OutOption = Annotated[Path | None, typer.Option(help="write the JSON here too")]
 SplitOption = Annotated[str, typer.Option(help="query split")]
 
@@ -146,5 +147,66 @@ def bench_answer(out: OutOption = None) -> None:
         components = _components()
         samples = load_samples(DemoData(components.settings.data_dir).samples)
         return run_bench(components, [sample["text"] for sample in samples])
+
+    print_json(run(go), out)
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench_all(
+    ctx: typer.Context,
+    out: OutOption = None,
+    chunks: Annotated[int, typer.Option(min=100, help="grow the knowledge base to this many chunks")] = 100_000,
+    queries: Annotated[int, typer.Option(min=10, help="demo queries for latency")] = 500,
+    llm_queries: Annotated[int, typer.Option(min=0, help="queries for the LLM-only baseline (0 = skip)")] = 40,
+    per_level: Annotated[int, typer.Option(min=1, help="queries per throughput level (1, 4, 16 callers)")] = 200,
+    corpus: Annotated[list[Path] | None, typer.Option(help="dirs of *.jsonl with real text for filler chunks")] = None,
+    index_sample: Annotated[int, typer.Option(min=100, help="fresh chunks indexed to measure chunks/s")] = 2000,
+    train_data: Annotated[str, typer.Option(help="dataset dir for the training-time curve ('' = skip)")] = str(
+        SHARED_DATA / "clinc150"
+    ),
+    train_sizes: Annotated[
+        str, typer.Option(help="training rows per curve point, comma-separated")
+    ] = "500,1000,2000,5000",
+    int8_data: Annotated[str, typer.Option(help="dataset dir for the int8 accuracy delta ('' = skip)")] = str(
+        SHARED_DATA / "smp2017"
+    ),
+) -> None:
+    """Everything in one run: gate, nodes, non-LLM path at N chunks, LangGraph overhead, throughput, LLM-only baseline,
+    peak RSS, indexing rate, training curve, int8 accuracy delta."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from app.eval.bench import run_bench
+    from app.eval.jobs import run_job
+    from app.kb import KnowledgeBase, make_client
+
+    def go() -> dict[str, Any]:
+        s = settings()
+        dirs = [str(p) for p in corpus or [SHARED_DATA / "chipsts", SHARED_DATA / "smp2017"]]
+        kb = run_job("kb", {"chunks": chunks, "corpus": dirs, "sample": index_sample}, s)
+        components = _components(llm=llm_queries > 0)
+        bench_client = make_client(s.model_copy(update={"home": s.home / "bench", "chroma_url": None}))
+        grown = KnowledgeBase.open(
+            bench_client,
+            f"{s.collection}-grown-{chunks}",
+            components.kb.embedder,
+            query_prefix=s.query_prefix,
+            passage_prefix=s.passage_prefix,
+        )
+        report = run_bench(components, grown, queries=queries, llm_queries=llm_queries, per_level=per_level)
+        report["index_chunks_per_s"] = kb["index_rate"]["chunks_per_s"]
+        report["kb_build"] = kb
+        sizes = [int(x) for x in train_sizes.split(",") if x.strip()]
+        if train_data and sizes:
+            report["train_curve"] = run_job("train_curve", {"data": train_data, "sizes": sizes}, s)
+        demo = s.home / "train_report.json"
+        report["int8"] = {
+            "demo": json.loads(demo.read_text("utf-8")).get("test_by_runtime_a") if demo.is_file() else None
+        }
+        if int8_data:
+            report["int8"]["dataset"] = run_job("int8", {"data": int8_data}, s)
+        return report
 
     print_json(run(go), out)

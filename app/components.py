@@ -11,6 +11,7 @@ from langchain_core.language_models import BaseChatModel
 
 from app.config import Settings
 from app.data import DemoData
+from app.embedder import load_embedder
 from app.feedback import FeedbackStore
 from app.kb import KnowledgeBase, make_client
 from app.llm import make_chat_model
@@ -36,7 +37,6 @@ class Components:
         """Load models and open stores; errors name the command that builds what is missing."""
         import torch
 
-        from app.voters.encoders import HFEncoder
         from app.voters.store import load_pair
 
         torch.set_num_threads(settings.threads)
@@ -48,7 +48,7 @@ class Components:
                 log.warning(
                     "voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`", voter.name
                 )
-        embedder = HFEncoder(settings.embedder_id)
+        embedder = load_embedder(settings)
         kb = KnowledgeBase.open(
             client or make_client(settings),
             settings.collection,

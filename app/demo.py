@@ -59,7 +59,7 @@ def run_demo(assistant: Assistant, *, resolve_reviews: bool = True) -> dict[str,
     seed_state = dict(assistant.graph.get_state(assistant._config(seed.thread_id)).values)
     reference = _coarse(assistant, seed.labels) or ["售后"]
     vector = c.kb.embed_query(SEED_QUERY)
-    dense_full_hits = c.kb.search(vector, where=None, n=3)
+    dense_full_hits = c.kb.search(vector, partitions=None, n=3)
     dense_full = [hit.doc_id for hit in dense_full_hits]
     gated_full = [doc["id"] for doc in seed.docs]
     label_of = {doc.id: list(doc.labels) for doc in all_docs}

@@ -9,6 +9,7 @@ from typing import Any
 from app.config import Settings
 from app.data import DemoData, load_docs
 from app.decision import vote
+from app.embedder import load_embedder
 from app.kb import KnowledgeBase, Labeler, make_client
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
@@ -37,7 +38,6 @@ def index_knowledge_base(
     voters: Sequence[Voter] | None = None,
 ) -> dict[str, Any]:
     """Sync the collection with the docs file (idempotent); returns counts."""
-    from app.voters.encoders import HFEncoder
     from app.voters.store import load_pair
 
     data = DemoData(settings.data_dir)
@@ -47,7 +47,7 @@ def index_knowledge_base(
         kb = KnowledgeBase.open(
             make_client(settings),
             settings.collection,
-            HFEncoder(settings.embedder_id),
+            load_embedder(settings),
             query_prefix=settings.query_prefix,
             passage_prefix=settings.passage_prefix,
         )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from app.taxonomy import Taxonomy
 
 T = TypeVar("T")
-Where = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -17,17 +16,29 @@ class FilterStage:
     name: str  # "fine" | "coarse" | "none"
     labels: tuple[str, ...]
 
-    @property
-    def where(self) -> Where | None:
-        return where_any(self.labels)
+    def partitions(self, taxonomy: Taxonomy) -> tuple[str, ...] | None:
+        """The label partitions to search for this stage; None = the whole collection."""
+        return partitions_matching(self.labels, taxonomy) if self.labels else None
 
 
-def where_any(labels: Sequence[str]) -> Where | None:
-    """Chroma filter: docs carrying any of the labels (label lists are array metadata; $in does not work on them)."""
-    clauses: list[Where] = [{"labels": {"$contains": label}} for label in labels]
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+def chunk_partitions(labels: Sequence[str], taxonomy: Taxonomy) -> list[str]:
+    """The label partitions a chunk is stored in: each fine label, and a coarse label only when the chunk carries none
+    of its children. With `partitions_matching` this equals the metadata filter "carries any of the stage's labels"
+    for parent-closed label sets, while a chunk is stored about 1.3 times instead of once per label."""
+    return taxonomy.fine_only(labels)
+
+
+def partitions_matching(labels: Sequence[str], taxonomy: Taxonomy) -> tuple[str, ...]:
+    """Partitions holding every chunk that carries any of `labels`: a fine label's own; a coarse label's own plus its
+    children's."""
+    keys: dict[str, None] = {}
+    for label in labels:
+        if label not in taxonomy:
+            continue
+        keys[label] = None
+        if taxonomy[label].is_coarse:
+            keys.update(dict.fromkeys(f for f in taxonomy.fine_ids if taxonomy.coarse_of(f) == label))
+    return tuple(keys)
 
 
 def filter_plan(labels: Sequence[str], taxonomy: Taxonomy) -> list[FilterStage]:

@@ -110,7 +110,9 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
     int8_file = export_int8(model, tokenizer, scratch / INT8_FILE)
     voter_a_int8 = dataclasses.replace(
         voter_a,
-        logits_fn=ort_logits_fn(int8_file, tokenizer, prefix=settings.query_prefix, max_length=cfg.max_length),
+        logits_fn=ort_logits_fn(
+            int8_file, settings.encoder_a_id, prefix=settings.query_prefix, max_length=cfg.max_length
+        ),
     )
     for voter in (voter_a, voter_a_int8, voter_b):
         calibrate(

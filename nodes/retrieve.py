@@ -26,7 +26,7 @@ class Retrieve:
             vector = self.kb.embed_query(state["query"])
             stage_hits: list[list[tuple[str, Hit]]] = []
             for stage in stages:
-                hits = self.kb.search(vector, where=stage.where, n=self.fetch_k)
+                hits = self.kb.search(vector, partitions=stage.partitions(self.taxonomy), n=self.fetch_k)
                 stage_hits.append([(stage.name, hit) for hit in hits])
                 if len({hit.id for found in stage_hits for _, hit in found}) >= self.top_k:
                     break

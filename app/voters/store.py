@@ -142,11 +142,10 @@ def load_voter(
         head_state = load_file(str(path / "head.safetensors"))
         if meta["kind"] == KIND_LORA:
             check_model_path(meta["encoder"])
-            tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
             prefix, max_length = meta.get("prefix", ""), int(meta.get("max_length", 64))
             exported = meta.get("runtimes", {}).get(runtime) if runtime != "torch" else None
             if exported and (path / exported["file"]).is_file():
-                fn = ort_logits_fn(path / exported["file"], tokenizer, prefix=prefix, max_length=max_length)
+                fn = ort_logits_fn(path / exported["file"], meta["encoder"], prefix=prefix, max_length=max_length)
                 temperature, thresholds = float(exported["temperature"]), dict(exported["thresholds"])
                 meta = meta | {"runtime": runtime, "one_thread_per_call": True}
             else:
@@ -157,6 +156,7 @@ def load_voter(
                         meta["version"],
                         runtime,
                     )
+                tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
                 fn = pooled_logits_fn(tokenizer, _merged_classifier(meta, path, head_state), prefix, max_length)
         else:
             encoder = load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)

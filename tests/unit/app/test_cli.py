@@ -134,3 +134,40 @@ def test_errors_are_clear_and_exit_2(env: Path) -> None:
     (env / "data" / "queries" / "train.jsonl").write_text('{"text": "x", "labels": ["NOPE"]}\n', "utf-8")
     code, out = run("train")
     assert code == 2 and "train.jsonl:1" in out and "NOPE" in out
+
+
+def test_bench_all_in_one_writes_the_documented_keys(env: Path) -> None:
+    assert run("train")[0] == 0
+    corpus = env / "corpus"
+    write_jsonl(corpus / "sentences.jsonl", [{"text": f"第{i}句：屏幕和电池的问题{i % 7}"} for i in range(1100)])
+    dataset = env / "public"  # a public-dataset layout: label + domain, no dev split
+    rows = [
+        {"text": t + end, "label": lab, "domain": "d1"} for lab, ts in ROWS.items() for t in ts for end in "。？！～"
+    ]
+    write_jsonl(dataset / "train.jsonl", rows)
+    write_jsonl(
+        dataset / "test.jsonl",
+        [{"text": t + "吗", "label": lab, "domain": "d1"} for lab, ts in ROWS.items() for t in ts],
+    )
+    out = env / "bench.json"
+    code, text = run(
+        "bench", "--out", str(out), "--chunks", "150", "--queries", "12", "--llm-queries", "0", "--per-level", "4",
+        "--corpus", str(corpus), "--index-sample", "100", "--train-data", str(dataset), "--train-sizes", "30,90",
+        "--int8-data", str(dataset),
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["kb_chunks"] == 150 and report["queries"] == 12
+    for key in ("gate_p50_ms", "path_p50_ms", "peak_rss_mb", "langgraph_overhead_p50_ms", "index_chunks_per_s"):
+        assert report[key] > 0, key
+    assert report["llm_only_p50_ms"] is None and report["speedup_vs_llm_only"] is None  # no LLM here: said, not faked
+    assert 0 <= report["auto_share"] <= 1 and set(report["throughput_qps"]) == {"1", "4", "16"}
+    assert {"classify", "vote"} <= set(report["graph"]["nodes"])
+    small, large = (p["rows"] for p in report["train_curve"]["points"])
+    assert 20 <= small < large <= 110
+    assert set(report["int8"]["dataset"]["by_runtime"]) == {"torch", "onnx-int8"}
+    again = run(
+        "bench", "--chunks", "150", "--queries", "12", "--llm-queries", "0", "--per-level", "2",
+        "--corpus", str(corpus), "--index-sample", "100", "--train-data", "", "--int8-data", "",
+    )  # fmt: skip
+    assert json.loads(again[1])["kb_build"]["grown"]["upserted"] == 0  # the grown KB is reused, not rebuilt

@@ -1,10 +1,12 @@
-"""Knowledge base: chunking, idempotent sync, voter labelling with aggregation, multi-label filters in Chroma."""
+"""Knowledge base: chunking, idempotent sync, voter labelling with aggregation, label partitions in Chroma."""
 
 from __future__ import annotations
 
+import pytest
+
 from app.data import Doc
 from app.kb import KnowledgeBase, chunk_text
-from app.ranking import where_any
+from app.ranking import partitions_matching
 from app.voters.encoders import HFEncoder
 
 
@@ -52,7 +54,40 @@ def test_multi_label_doc_found_from_either_label(chroma_client, collection_name,
         chunk_chars=100,
     )
     vector = kb.embed_query("电池")
+
+    def found(*labels: str) -> set[str]:
+        return {h.doc_id for h in kb.search(vector, partitions=partitions_matching(labels, taxonomy), n=5)}
+
     for label in ("电池", "活动优惠", "销售"):
-        assert [h.doc_id for h in kb.search(vector, where=where_any([label]), n=5)] == ["X"]
-    assert {h.doc_id for h in kb.search(vector, where=where_any(["屏幕", "电池"]), n=5)} == {"X", "Y"}
-    assert kb.search(vector, where=where_any(["虚假宣传"]), n=5) == []
+        assert found(label) == {"X"}
+    assert found("屏幕", "电池") == {"X", "Y"} and found("售后") == {"X", "Y"}
+    assert found("虚假宣传") == set() and kb.search(vector, partitions=(), n=5) == []
+    assert {h.doc_id for h in kb.search(vector, partitions=None, n=5)} == {"X", "Y"}
+
+
+def test_partition_search_equals_the_metadata_filter(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    """Same chunks, same order, same scores as Chroma's own `where labels $contains` filter on the main collection."""
+    vector = kb.embed_query("屏幕坏了能保修吗")
+    for labels in (["屏幕"], ["售后"], ["活动优惠", "电池"], ["销售"], ["其他"], ["投诉"]):
+        where = (
+            {"$or": [{"labels": {"$contains": x}} for x in labels]}
+            if len(labels) > 1
+            else {"labels": {"$contains": labels[0]}}
+        )
+        direct = kb.collection.query(
+            query_embeddings=[vector.tolist()], n_results=4, where=where, include=["distances"]
+        )
+        got = kb.search(vector, partitions=partitions_matching(labels, taxonomy), n=4)
+        assert [h.id for h in got] == direct["ids"][0]
+        assert [h.similarity for h in got] == pytest.approx([1 - d for d in direct["distances"][0]], abs=1e-5)
+
+
+def test_relabelled_doc_leaves_its_old_partitions(chroma_client, collection_name, tiny_encoder_dir, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+    kb.index([Doc("X", "电池换新。", ("售后", "电池"))], taxonomy, chunk_chars=100)
+    vector = kb.embed_query("电池")
+    kb.index([Doc("X", "电池换新。", ("销售", "活动优惠"))], taxonomy, chunk_chars=100)
+    assert kb.search(vector, partitions=partitions_matching(["电池"], taxonomy), n=5) == []
+    assert [h.doc_id for h in kb.search(vector, partitions=partitions_matching(["销售"], taxonomy), n=5)] == ["X"]
+    kb.index([], taxonomy, chunk_chars=100)
+    assert kb.search(vector, partitions=partitions_matching(["活动优惠"], taxonomy), n=5) == []

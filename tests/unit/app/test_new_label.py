@@ -129,5 +129,5 @@ def test_onnx_int8_voter_a_follows_torch(tiny_encoder_dir, taxonomy, tmp_path) -
     path = export_int8(model, tokenizer, tmp_path / "m.onnx")
     texts = [*TAUGHT, *OTHERS, "我的手机屏幕裂了，保修可以换吗？" * 5]
     ref = pooled_logits(tokenizer, model, texts, prefix="", max_length=64)
-    got = ort_logits_fn(path, tokenizer, prefix="", max_length=64)(texts)
+    got = ort_logits_fn(path, str(tiny_encoder_dir), prefix="", max_length=64)(texts)
     assert got.shape == ref.shape and np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.99

@@ -8,7 +8,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.metrics import exact_match, gate_metrics, macro_f1
-from app.ranking import filter_plan, fuse, keyword_overlap, label_match, minmax, purity, where_any, widen
+from app.ranking import (
+    chunk_partitions,
+    filter_plan,
+    fuse,
+    keyword_overlap,
+    label_match,
+    minmax,
+    partitions_matching,
+    purity,
+    widen,
+)
 from app.voters.calibrate import fit_temperature, label_threshold, label_thresholds, sigmoid
 
 WEIGHTS = {"semantic": 0.6, "label": 0.3, "keyword": 0.1}
@@ -23,8 +33,18 @@ def test_filter_plan_widens_fine_then_coarse_then_none(taxonomy) -> None:  # typ
     ]
     assert [s.name for s in filter_plan(["投诉"], taxonomy)] == ["fine", "none"]  # coarse-only label
     assert [s.name for s in filter_plan([], taxonomy)] == ["none"]
-    assert plan[0].where == {"$or": [{"labels": {"$contains": "屏幕"}}, {"labels": {"$contains": "活动优惠"}}]}
-    assert where_any(["屏幕"]) == {"labels": {"$contains": "屏幕"}} and where_any([]) is None
+    assert plan[0].partitions(taxonomy) == ("屏幕", "活动优惠") and plan[-1].partitions(taxonomy) is None
+    assert set(plan[1].partitions(taxonomy)) >= {"售后", "屏幕", "电池", "销售", "以旧换新"}
+
+
+@given(st.data())
+def test_partitions_match_exactly_the_chunks_a_label_filter_matches(taxonomy, data) -> None:  # type: ignore[no-untyped-def]
+    """Stored in chunk_partitions(L), found through partitions_matching(S) ⟺ L and S share a label."""
+    chunk = taxonomy.expand(data.draw(st.lists(st.sampled_from(taxonomy.ids), max_size=4)))
+    stage = data.draw(st.lists(st.sampled_from(taxonomy.ids), min_size=1, max_size=4))
+    stored, searched = set(chunk_partitions(chunk, taxonomy)), set(partitions_matching(stage, taxonomy))
+    assert bool(stored & searched) == bool(set(chunk) & set(stage))
+    assert len(stored) <= len(chunk)
 
 
 @given(st.lists(st.lists(st.integers(0, 20), max_size=8), min_size=1, max_size=4), st.integers(1, 10))
