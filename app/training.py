@@ -21,7 +21,8 @@ from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 from app.voters.calibrate import fit_temperature, label_thresholds, sigmoid
 from app.voters.encoders import load_encoder
-from app.voters.onnx import INT8_FILE, export_int8, ort_logits_fn
+from app.voters.export import export_int8
+from app.voters.onnx import INT8_FILE, ort_logits_fn
 from app.voters.store import (
     KIND_HEAD,
     KIND_LORA,

@@ -38,12 +38,15 @@ class Classify:
         self.voters = list(voters)
         self.max_query_chars = max_query_chars
         parallel = len(self.voters) > 1 and all(v.meta.get("one_thread_per_call", False) for v in self.voters)
-        self.pool = ThreadPoolExecutor(len(self.voters), thread_name_prefix="voter") if parallel else None
+        self.pool = ThreadPoolExecutor(len(self.voters) - 1, thread_name_prefix="voter") if parallel else None
 
     def _outputs(self, query: str) -> list[VoterOutput]:
         if self.pool is None:
             return [voter.outputs([query])[0] for voter in self.voters]
-        return list(self.pool.map(lambda voter: voter.outputs([query])[0], self.voters))
+        # the others on pool threads, the first (voter A, the slower) on the caller's: one hand-off fewer
+        others = [self.pool.submit(lambda v=voter: v.outputs([query])[0]) for voter in self.voters[1:]]
+        first = self.voters[0].outputs([query])[0]
+        return [first, *(future.result() for future in others)]
 
     def __call__(self, state: State) -> dict[str, Any]:
         query, flags = clean_query(state.get("query"), self.max_query_chars)

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.config import Settings
 from app.data import DemoData, Doc, load_docs
+from app.embedder import open_kb
 from app.errors import DataError
 from app.fileio import iter_jsonl
 from app.kb import KnowledgeBase, make_client
@@ -51,6 +52,11 @@ def filler_docs(
         yield Doc(f"F{i:06d}", text[:chunk_chars], tuple(taxonomy.expand([label])), f"filler {i}")
 
 
+def grown_name(settings: Settings, chunks: int) -> str:
+    """The grown KB's collection, one per size (another embedder re-embeds it: the chunk hashes name the embedder)."""
+    return f"{settings.collection}-grown-{chunks}"
+
+
 def grown_kb(
     settings: Settings, embedder: TextEncoder, chunks: int, corpus: Sequence[Path], *, client: Any = None
 ) -> tuple[KnowledgeBase, dict[str, Any]]:
@@ -64,13 +70,7 @@ def grown_kb(
     )
     if client is None:
         client = make_client(settings.model_copy(update={"home": settings.home / "bench", "chroma_url": None}))
-    kb = KnowledgeBase.open(
-        client,
-        f"{settings.collection}-grown-{chunks}",
-        embedder,
-        query_prefix=settings.query_prefix,
-        passage_prefix=settings.passage_prefix,
-    )
+    kb = open_kb(settings, client, embedder, grown_name(settings, chunks))
     started = time.perf_counter()
     stats = kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars)
     seconds = time.perf_counter() - started

