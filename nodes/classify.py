@@ -44,9 +44,9 @@ class Classify:
         if self.pool is None:
             return [voter.outputs([query])[0] for voter in self.voters]
         # the others on pool threads, the first (voter A, the slower) on the caller's: one hand-off fewer
-        others = [self.pool.submit(lambda v=voter: v.outputs([query])[0]) for voter in self.voters[1:]]
+        others = [self.pool.submit(voter.outputs, [query]) for voter in self.voters[1:]]
         first = self.voters[0].outputs([query])[0]
-        return [first, *(future.result() for future in others)]
+        return [first, *(future.result()[0] for future in others)]
 
     def __call__(self, state: State) -> dict[str, Any]:
         query, flags = clean_query(state.get("query"), self.max_query_chars)
