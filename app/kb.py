@@ -216,8 +216,7 @@ class KnowledgeBase:
                     "hash": hashlib.sha1(stamp.encode()).hexdigest()[:16],
                 }
                 rows.append((f"{doc.id}#{i}", chunk, meta))
-        existing = self.collection.get(include=["metadatas"])
-        old = {cid: meta or {} for cid, meta in zip(existing["ids"], existing["metadatas"], strict=True)}
+        old = self._metadata_by_id()
         wanted = {cid for cid, _, _ in rows}
         stale = [cid for cid in old if cid not in wanted]
         changed = [row for row in rows if old.get(row[0], {}).get("hash") != row[2]["hash"]]
@@ -252,6 +251,15 @@ class KnowledgeBase:
             "deleted": len(stale),
             "unchanged": len(rows) - len(changed),
         }
+
+    def _metadata_by_id(self, page: int = 5000) -> dict[str, dict[str, Any]]:
+        """Every chunk's metadata, a page at a time (one `get()` of 100k rows exceeds SQLite's variable limit)."""
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=page, offset=len(found))
+            found.update((cid, meta or {}) for cid, meta in zip(got["ids"], got["metadatas"], strict=True))
+            if len(got["ids"]) < page:
+                return found
 
     def _write(self, batch: Sequence[tuple[str, str, dict[str, Any]]], vectors: np.ndarray) -> None:
         self.collection.upsert(

@@ -91,3 +91,8 @@ def test_relabelled_doc_leaves_its_old_partitions(chroma_client, collection_name
     assert [h.doc_id for h in kb.search(vector, partitions=partitions_matching(["销售"], taxonomy), n=5)] == ["X"]
     kb.index([], taxonomy, chunk_chars=100)
     assert kb.search(vector, partitions=partitions_matching(["活动优惠"], taxonomy), n=5) == []
+
+
+def test_sync_reads_existing_chunks_a_page_at_a_time(kb) -> None:  # type: ignore[no-untyped-def]
+    whole = kb._metadata_by_id()
+    assert len(whole) == kb.count() and kb._metadata_by_id(page=2) == whole  # big KBs exceed SQLite's variable limit
