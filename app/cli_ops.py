@@ -181,11 +181,21 @@ def bench_all(
     from app.embedder import open_kb
     from app.eval.bench import run_bench
     from app.eval.filler import grown_name
-    from app.eval.jobs import run_job
+    from app.eval.jobs import JobError, run_job
     from app.kb import make_client
+
+    failed: list[str] = []
 
     def go() -> dict[str, Any]:
         s = settings()
+
+        def job(name: str, args: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return run_job(name, args, s)
+            except JobError as exc:  # the rest of the report still counts: record the failure, keep going
+                failed.append(name)
+                return {"error": str(exc)}
+
         dirs = [str(p) for p in corpus or [SHARED_DATA / "chipsts", SHARED_DATA / "smp2017"]]
         kb = run_job("kb", {"chunks": chunks, "corpus": dirs, "sample": index_sample}, s)
         components = _components(llm=llm_queries > 0)
@@ -196,13 +206,15 @@ def bench_all(
         report["kb_build"] = kb
         sizes = [int(x) for x in train_sizes.split(",") if x.strip()]
         if train_data and sizes:
-            report["train_curve"] = run_job("train_curve", {"data": train_data, "sizes": sizes}, s)
+            report["train_curve"] = job("train_curve", {"data": train_data, "sizes": sizes})
         demo = s.home / "train_report.json"
-        report["int8"] = {
-            "demo": json.loads(demo.read_text("utf-8")).get("test_by_runtime_a") if demo.is_file() else None
-        }
+        trained = json.loads(demo.read_text("utf-8")) if demo.is_file() else {}
+        report["int8"] = {"demo": trained.get("test_by_runtime_a")}
         if int8_data:
-            report["int8"]["dataset"] = run_job("int8", {"data": int8_data}, s)
-        return report
+            report["int8"]["dataset"] = job("int8", {"data": int8_data})
+        return report | {"failed": failed}
 
     print_json(run(go), out)
+    if failed:
+        typer.echo(f"error: bench sections failed: {', '.join(failed)} (the report has the rest)", err=True)
+        raise typer.Exit(1)

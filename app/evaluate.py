@@ -17,7 +17,8 @@ def classifier_labels(probs: Mapping[str, float], taxonomy: Taxonomy) -> list[st
     """A voter's plain classification (no gating): every label at p >= 0.5, else its single most likely label."""
     chosen = [label for label, p in probs.items() if p >= 0.5]
     if not chosen:
-        leaves = [label for label in taxonomy.ids if label not in taxonomy.coarse_ids or label == taxonomy.oos_label]
+        parents = {taxonomy.coarse_of(label) for label in taxonomy.fine_ids}
+        leaves = [label for label in taxonomy.ids if label not in parents]  # flat taxonomies: every label
         chosen = [max(leaves, key=lambda label: probs.get(label, 0.0))]
     return taxonomy.expand(chosen)
 

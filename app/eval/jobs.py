@@ -1,6 +1,7 @@
 """The costly parts of `labelgate bench` in child processes (their memory must not count as the serving process's):
 the grown knowledge base and the indexing rate, the training-time curve, and the int8 accuracy delta on a public
-dataset. `python -m app.eval.jobs NAME ARGS_JSON SETTINGS_JSON` prints one JSON line."""
+dataset. `python -m app.eval.jobs NAME ARGS_JSON` reads the settings as JSON on stdin (not argv: keys stay out of the
+process list) and prints one JSON line."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def run_job(name: str, args: dict[str, Any], settings: Settings) -> dict[str, An
     """Run one job in a fresh interpreter; its stderr passes through (progress), its last stdout line is the result."""
     payload = settings.model_dump_json(exclude={"review_token"})
     proc = subprocess.run(
-        [sys.executable, "-m", "app.eval.jobs", name, json.dumps(args), payload], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "app.eval.jobs", name, json.dumps(args)],
+        input=payload,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -109,8 +113,8 @@ def main(argv: list[str]) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("app").setLevel(logging.INFO)
-    name, args, payload = argv
-    result = JOBS[name](Settings(**json.loads(payload)), **json.loads(args))
+    name, args = argv
+    result = JOBS[name](Settings(**json.loads(sys.stdin.read())), **json.loads(args))
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

@@ -145,6 +145,9 @@ def test_bench_all_in_one_writes_the_documented_keys(env: Path) -> None:
         {"text": t + end, "label": lab, "domain": "d1"} for lab, ts in ROWS.items() for t in ts for end in "。？！～"
     ]
     write_jsonl(dataset / "train.jsonl", rows)
+    flat = env / "flat"  # no domains: every label is coarse (as SMP2017)
+    write_jsonl(flat / "train.jsonl", [{"text": r["text"], "label": r["label"]} for r in rows])
+    write_jsonl(flat / "test.jsonl", [{"text": r["text"] + "呢", "label": r["label"]} for r in rows[::4]])
     write_jsonl(
         dataset / "test.jsonl",
         [{"text": t + "吗", "label": lab, "domain": "d1"} for lab, ts in ROWS.items() for t in ts],
@@ -153,7 +156,7 @@ def test_bench_all_in_one_writes_the_documented_keys(env: Path) -> None:
     code, text = run(
         "bench", "--out", str(out), "--chunks", "150", "--queries", "12", "--llm-queries", "0", "--per-level", "4",
         "--corpus", str(corpus), "--index-sample", "100", "--train-data", str(dataset), "--train-sizes", "30,90",
-        "--int8-data", str(dataset),
+        "--int8-data", str(flat),
     )  # fmt: skip
     assert code == 0, text
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -165,7 +168,14 @@ def test_bench_all_in_one_writes_the_documented_keys(env: Path) -> None:
     assert {"classify", "vote"} <= set(report["graph"]["nodes"])
     small, large = (p["rows"] for p in report["train_curve"]["points"])
     assert 20 <= small < large <= 110
-    assert set(report["int8"]["dataset"]["by_runtime"]) == {"torch", "onnx-int8"}
+    assert set(report["int8"]["dataset"]["by_runtime"]) == {"torch", "onnx-int8"} and report["failed"] == []
+    code, text = run(
+        "bench", "--chunks", "150", "--queries", "10", "--llm-queries", "0", "--per-level", "2",
+        "--corpus", str(corpus), "--index-sample", "100", "--train-data", "", "--int8-data", str(env / "nope"),
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 1 and "bench sections failed: int8" in text  # a failed section is said, the rest is kept
+    assert json.loads(out.read_text(encoding="utf-8"))["gate_p50_ms"] > 0
     again = run(
         "bench", "--chunks", "150", "--queries", "12", "--llm-queries", "0", "--per-level", "2",
         "--corpus", str(corpus), "--index-sample", "100", "--train-data", "", "--int8-data", "",

@@ -55,3 +55,12 @@ def test_bad_datasets_name_file_and_line(
         write(tmp_path / "src" / name, rows)
     with pytest.raises(DataError, match=message):
         prepare(tmp_path / "src", tmp_path / "out")
+
+
+def test_plain_classification_on_a_flat_taxonomy_picks_the_likeliest_label(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    from app.evaluate import classifier_labels
+    from app.taxonomy import Label
+
+    flat = Taxonomy(labels=(Label("weather"), Label("music"), Label("chat")))
+    assert classifier_labels({"weather": 0.2, "music": 0.4, "chat": 0.1}, flat) == ["music"]
+    assert classifier_labels({"屏幕": 0.3, "其他": 0.45, "售后": 0.49}, taxonomy) == ["其他"]  # leaves only
