@@ -69,6 +69,11 @@ smoke: index
 	  assert {'query','before','after'} <= set(r) and r['feedback_rows'], r; \
 	  assert r['escalation_after'] <= r['escalation_before'], r; \
 	  print('loop ok: escalation', r['escalation_before'], '->', r['escalation_after'], 'promoted', r['retrain']['promoted'])"
+	$(LG) bench --chunks 3000 --queries 100 --llm-queries 5 --per-level 30 --train-data '' --int8-data '' \
+	  --out $(HOME_DIR)/bench-smoke.json > /dev/null
+	$(BIN)/python -c "import json; b=json.load(open('$(HOME_DIR)/bench-smoke.json')); \
+	  assert b['kb_chunks'] == 3000 and b['llm_only_p50_ms'] and b['speedup_vs_llm_only'], b; \
+	  print('bench ok: gate', b['gate_p50_ms'], 'ms, path', b['path_p50_ms'], 'ms, peak', b['peak_rss_mb'], 'MB')"
 	$(MAKE) test-slow; rc=$$?; $(LG) llm stop; exit $$rc
 
 lint: install

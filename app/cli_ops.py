@@ -162,7 +162,9 @@ def bench_all(
     queries: Annotated[int, typer.Option(min=10, help="demo queries for latency")] = 500,
     llm_queries: Annotated[int, typer.Option(min=0, help="queries for the LLM-only baseline (0 = skip)")] = 40,
     per_level: Annotated[int, typer.Option(min=1, help="queries per throughput level (1, 4, 16 callers)")] = 200,
-    corpus: Annotated[list[Path] | None, typer.Option(help="dirs of *.jsonl with real text for filler chunks")] = None,
+    corpus: Annotated[
+        list[Path] | None, typer.Option(help="dirs of *.jsonl with real text for filler chunks (default: public data)")
+    ] = None,
     index_sample: Annotated[int, typer.Option(min=100, help="fresh chunks indexed to measure chunks/s")] = 2000,
     train_data: Annotated[str, typer.Option(help="dataset dir for the training-time curve ('' = skip)")] = str(
         SHARED_DATA / "clinc150"
@@ -196,7 +198,8 @@ def bench_all(
                 failed.append(name)
                 return {"error": str(exc)}
 
-        dirs = [str(p) for p in corpus or [SHARED_DATA / "chipsts", SHARED_DATA / "smp2017"]]
+        public = [d for d in (SHARED_DATA / "chipsts", SHARED_DATA / "smp2017") if d.is_dir()]
+        dirs = [str(p) for p in corpus or public or [s.data_dir]]  # no public data: the demo's own texts
         kb = run_job("kb", {"chunks": chunks, "corpus": dirs, "sample": index_sample}, s)
         components = _components(llm=llm_queries > 0)
         bench_client = make_client(s.model_copy(update={"home": s.home / "bench", "chroma_url": None}))
