@@ -38,7 +38,10 @@ def test_extract_and_answer_through_chatopenai(settings) -> None:  # type: ignor
     assert llm is not None
     out = Extract(llm, taxonomy)({"query": "iphone15 屏幕碎了 还在保修期 能免费换吗", "reasons": []})  # type: ignore[typeddict-item]
     assert not any(r.startswith("extract_skipped") for r in out["reasons"]), out
-    assert "屏幕" in out["llm_labels"] and set(out["llm_labels"]) <= set(taxonomy.ids)
+    # both fine labels fit "screen cracked, still under warranty, free swap?"; the 1.5B model picks one or both, and
+    # which one can change with the server's prompt cache (seen after the smoke bench's LLM-only queries)
+    assert "售后" in out["llm_labels"] and {"屏幕", "保修政策"} & set(out["llm_labels"]), out
+    assert set(out["llm_labels"]) <= set(taxonomy.ids)
     assert "iphone" in out["entities"].get("product", "").lower()
     docs = [{"doc_id": "D1", "title": "保修", "text": "屏幕损坏属于保修范围，可免费更换一次。"}]
     state = {"query": "屏幕碎了保修能换吗", "labels": ["售后", "屏幕"], "docs": docs, "reasons": []}
