@@ -204,17 +204,16 @@ class KnowledgeBase:
             if not labels and labeler is not None:
                 labels, source = taxonomy.expand(x for chunk in labeler(chunks) for x in chunk), "voters"
             meta_labels = labels or [UNLABELLED]
-            parts = chunk_partitions(labels, taxonomy) or [UNLABELLED]
+            parts = chunk_partitions(labels, taxonomy)  # none for an unlabelled chunk: found unfiltered only
             for i, chunk in enumerate(chunks):
                 stamp = f"{doc.title}\n{chunk}\n{meta_labels}\n{parts}\n{embedder_id}"
                 meta = {
                     "doc_id": doc.id,
                     "title": doc.title,
                     "labels": meta_labels,
-                    "partitions": parts,
                     "label_source": source,
                     "hash": hashlib.sha1(stamp.encode()).hexdigest()[:16],
-                }
+                } | ({"partitions": parts} if parts else {})  # Chroma rejects empty lists
                 rows.append((f"{doc.id}#{i}", chunk, meta))
         old = self._metadata_by_id()
         wanted = {cid for cid, _, _ in rows}
@@ -225,11 +224,9 @@ class KnowledgeBase:
             for part in old[cid].get("partitions", []):
                 leaving.setdefault(part, []).append(cid)
         for cid, _, meta in changed:
-            for part in set(old.get(cid, {}).get("partitions", [])) - set(meta["partitions"]):
+            for part in set(old.get(cid, {}).get("partitions", [])) - set(meta.get("partitions", [])):
                 leaving.setdefault(part, []).append(cid)
         for part, ids in leaving.items():
-            if part == UNLABELLED:
-                continue
             for start in range(0, len(ids), batch_size):
                 self._partition(part).delete(ids=ids[start : start + batch_size])
         for start in range(0, len(stale), batch_size):
@@ -270,7 +267,7 @@ class KnowledgeBase:
         )
         members: dict[str, list[int]] = {}
         for i, (_, _, meta) in enumerate(batch):
-            for part in set(meta["partitions"]) - {UNLABELLED}:
+            for part in meta.get("partitions", []):
                 members.setdefault(part, []).append(i)
         for part, rows in members.items():
             self._partition(part).upsert(ids=[batch[i][0] for i in rows], embeddings=vectors[rows])

@@ -96,3 +96,17 @@ def test_relabelled_doc_leaves_its_old_partitions(chroma_client, collection_name
 def test_sync_reads_existing_chunks_a_page_at_a_time(kb) -> None:  # type: ignore[no-untyped-def]
     whole = kb._metadata_by_id()
     assert len(whole) == kb.count() and kb._metadata_by_id(page=2) == whole  # big KBs exceed SQLite's variable limit
+
+
+def test_unlabelled_chunks_are_found_unfiltered_and_sit_in_no_partition(
+    chroma_client, collection_name, tiny_encoder_dir, taxonomy
+) -> None:  # type: ignore[no-untyped-def]
+    from app.kb import UNLABELLED, partition_name
+
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+    kb.index([Doc("Z", "会员积分怎么用。", ())], taxonomy, chunk_chars=100)
+    vector = kb.embed_query("积分")
+    assert [h.doc_id for h in kb.search(vector, partitions=None, n=5)] == ["Z"]
+    names = {c.name for c in chroma_client.list_collections()}
+    assert partition_name(collection_name, UNLABELLED) not in names
+    assert not any(name.startswith(f"{collection_name}--") for name in names)
