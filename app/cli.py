@@ -14,6 +14,7 @@ from app.cli_common import assistant as _assistant
 from app.cli_common import print_json as _print_json
 from app.cli_common import run as _run
 from app.cli_common import settings as _settings
+from app.cli_eval import eval_app
 from app.cli_ops import bench_app, feedback_app, llm_app, register
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labelgate: label-gated RAG against semantic drift")
@@ -22,6 +23,7 @@ review_app = typer.Typer(no_args_is_help=True, help="pending human reviews")
 app.add_typer(models_app, name="models")
 app.add_typer(review_app, name="review")
 app.add_typer(bench_app, name="bench")
+app.add_typer(eval_app, name="eval")
 app.add_typer(llm_app, name="llm")
 app.add_typer(feedback_app, name="feedback")
 register(app, models_app)

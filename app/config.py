@@ -18,11 +18,15 @@ DEFAULT_MODEL_DIR = Path.home() / ".cache" / "labelgate" / "models"
 class TrainSettings(BaseModel):
     """Training knobs; never read by inference code."""
 
+    mode: Literal["lora", "fast"] = Field(
+        "lora", description="voter A: LoRA fine-tuning, or fast = a head on the frozen encoder's int8 export"
+    )
     epochs_a: int = Field(10, ge=1, description="voter A epochs (LoRA + head)")
     max_steps_a: int = Field(
         750, ge=1, description="voter A step budget: fewer whole epochs on large training sets (retrain time bound)"
     )
-    epochs_b: int = Field(300, ge=1, description="voter B head epochs (full batch on cached embeddings)")
+    epochs_b: int = Field(300, ge=1, description="head epochs on frozen embeddings (voter B; voter A in fast mode)")
+    max_steps_b: int = Field(6000, ge=1, description="head mini-batch budget: fewer epochs on large training sets")
     batch_size: int = Field(16, ge=1)
     lr_lora: float = Field(1e-3, gt=0, description="learning rate of the LoRA matrices")
     lr_head: float = Field(5e-3, gt=0, description="learning rate of the classification heads")

@@ -16,9 +16,10 @@ from app.voters.encoders import USE_SPEC, CachedEncoder, HFEncoder, TextEncoder,
 log = logging.getLogger(__name__)
 
 
-def int8_path(settings: Settings) -> Path:
-    """Where the int8 export of the embedder lives; the name changes with the checkpoint's spec and weights."""
-    spec = settings.embedder_id
+def int8_path(settings: Settings, spec: str | None = None) -> Path:
+    """Where the int8 export of the embedder (or of checkpoint `spec`) lives; the name changes with the checkpoint's
+    spec and weights."""
+    spec = spec or settings.embedder_id
     stamp = spec
     for weights in ("model.safetensors", "pytorch_model.bin"):
         file = Path(spec).expanduser() / weights
@@ -28,15 +29,17 @@ def int8_path(settings: Settings) -> Path:
     return settings.model_dir / "onnx" / f"{slug}-{hashlib.sha1(stamp.encode()).hexdigest()[:10]}.int8.onnx"
 
 
-def build_int8(settings: Settings) -> Path:
-    """Export the embedder to int8 ONNX unless the export exists (idempotent; ~30 s for e5-small on 2 cores)."""
-    path = int8_path(settings)
+def build_int8(settings: Settings, spec: str | None = None) -> Path:
+    """Export the embedder (or checkpoint `spec`) to int8 ONNX unless the export exists (idempotent; ~30 s for
+    e5-small on 2 cores). Voter A in the fast training mode is a head on this export of its encoder."""
+    spec = spec or settings.embedder_id
+    path = int8_path(settings, spec)
     if not path.is_file():
         from app.voters.export import export_encoder_int8  # torch: only to make the file
 
-        check_model_path(settings.embedder_id)
-        log.info("exporting the retrieval embedder to int8 ONNX: %s", path)
-        export_encoder_int8(settings.embedder_id, path)
+        check_model_path(spec)
+        log.info("exporting %s to int8 ONNX: %s", spec, path)
+        export_encoder_int8(spec, path)
     return path
 
 

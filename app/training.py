@@ -8,7 +8,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from app.evaluate import evaluate
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 from app.voters.calibrate import fit_temperature, label_thresholds, sigmoid
-from app.voters.encoders import load_encoder
+from app.voters.encoders import USE_SPEC, DiskCachedEncoder, TextEncoder, load_encoder
 from app.voters.export import export_int8
+from app.voters.heads import MLPHead
 from app.voters.onnx import INT8_FILE, ort_logits_fn
 from app.voters.store import (
     KIND_HEAD,
@@ -34,7 +35,7 @@ from app.voters.store import (
     record_promotion,
     save_voter,
 )
-from app.voters.train import targets, train_voter_a, train_voter_b
+from app.voters.train import targets, train_head, train_voter_a
 
 log = logging.getLogger(__name__)
 
@@ -58,91 +59,153 @@ def merge_examples(base: Sequence[Example], extra: Sequence[Example], *, repeat:
     return [ex for ex in base if ex.text not in override] + list(override.values()) * repeat
 
 
-def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: bool = True) -> dict[str, Any]:
-    """Train A and B on train (+ extra rows), calibrate on dev, score on test, save a new version (made current
-    unless promote=False) and return the report (also written to home)."""
-    torch.set_num_threads(settings.threads)
-    data = DemoData(settings.data_dir)
-    taxonomy = Taxonomy.load(data.taxonomy)
-    train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
-    train = merge_examples(train, extra, repeat=settings.train.feedback_repeat)
-    cfg, version, labels = settings.train, new_version(), taxonomy.ids
-    started = time.perf_counter()
+def lora_voter(
+    settings: Settings, train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, version: str
+) -> tuple[Voter, Any, Any, float]:
+    """Voter A fine-tuned with LoRA (uncalibrated), its tokenizer and model, and the training seconds."""
+    cfg, started = settings.train, time.perf_counter()
     tokenizer, model = train_voter_a(
         train, dev, taxonomy, encoder_spec=settings.encoder_a_id, prefix=settings.query_prefix, cfg=cfg
     )
-    seconds_a = time.perf_counter() - started
-    voter_a = Voter(
-        "A",
-        version,
-        labels,
-        pooled_logits_fn(tokenizer, model, settings.query_prefix, cfg.max_length),
-        meta={
-            "kind": KIND_LORA,
-            "encoder": settings.encoder_a_id,
-            "prefix": settings.query_prefix,
-            "max_length": cfg.max_length,
-            "lora_r": cfg.lora_r,
-            "train_rows": len(train),
-        },
-    )
+    meta = {
+        "kind": KIND_LORA,
+        "encoder": settings.encoder_a_id,
+        "prefix": settings.query_prefix,
+        "max_length": cfg.max_length,
+        "lora_r": cfg.lora_r,
+        "train_rows": len(train),
+    }
+    logits_fn = pooled_logits_fn(tokenizer, model, settings.query_prefix, cfg.max_length)
+    return Voter("A", version, taxonomy.ids, logits_fn, meta=meta), tokenizer, model, time.perf_counter() - started
+
+
+def head_voter(
+    name: str,
+    settings: Settings,
+    encoder: TextEncoder,
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    taxonomy: Taxonomy,
+    version: str,
+    *,
+    weight: str = "weight_b",
+    augment: bool = True,
+) -> tuple[Voter, MLPHead, float]:
+    """A head on a frozen encoder (uncalibrated), the head, and the training seconds (embedding included)."""
     started = time.perf_counter()
-    encoder_b = load_encoder(
-        settings.encoder_b,
-        prefix=settings.query_prefix if settings.encoder_b != "usem3" else "",
-        threads=settings.threads,
+    head = train_head(train, dev, taxonomy, encoder=encoder, cfg=settings.train, weight=weight, augment=augment)
+    meta = {
+        "kind": KIND_HEAD,
+        "encoder": encoder.spec,
+        "prefix": getattr(encoder, "prefix", ""),
+        "hidden": head.net[1].out_features,
+        "train_rows": len(train),
+    }
+    voter = Voter(name, version, taxonomy.ids, head_logits_fn(encoder, head), meta=meta)
+    return voter, head, time.perf_counter() - started
+
+
+def encoder_b(settings: Settings) -> TextEncoder:
+    """Voter B's frozen encoder: USE (no prefix) or a checkpoint with the query prefix."""
+    plain = settings.encoder_b == USE_SPEC
+    return load_encoder(settings.encoder_b, prefix="" if plain else settings.query_prefix, threads=settings.threads)
+
+
+def _calibrate(voter: Voter, dev: Sequence[Example], settings: Settings) -> Voter:
+    cfg = settings.train
+    return calibrate(
+        voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
     )
-    head = train_voter_b(train, dev, taxonomy, encoder=encoder_b, cfg=cfg)
-    seconds_b = time.perf_counter() - started
-    voter_b = Voter(
-        "B",
-        version,
-        labels,
-        head_logits_fn(encoder_b, head),
-        meta={
-            "kind": KIND_HEAD,
-            "encoder": encoder_b.spec,
-            "prefix": settings.query_prefix if encoder_b.spec != "usem3" else "",
-            "hidden": head.net[1].out_features,
-            "train_rows": len(train),
-        },
-    )
+
+
+# voter A of one training mode: (voter to save, voter that serves, its writer, voters by runtime, seconds)
+FittedA = tuple[Voter, Voter, Callable[[Path], None], dict[str, Voter], float]
+
+
+def fit_lora_a(
+    settings: Settings, train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, version: str
+) -> FittedA:
+    """LoRA voter A, exported to int8 ONNX and calibrated for each runtime."""
+    voter_a, tokenizer, model, seconds = lora_voter(settings, train, dev, taxonomy, version)
     scratch = Path(tempfile.mkdtemp(prefix="labelgate-onnx-"))
     int8_file = export_int8(model, tokenizer, scratch / INT8_FILE)
     voter_a_int8 = dataclasses.replace(
         voter_a,
         logits_fn=ort_logits_fn(
-            int8_file, settings.encoder_a_id, prefix=settings.query_prefix, max_length=cfg.max_length
+            int8_file, settings.encoder_a_id, prefix=settings.query_prefix, max_length=settings.train.max_length
         ),
     )
-    for voter in (voter_a, voter_a_int8, voter_b):
-        calibrate(
-            voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
-        )
+    for voter in (voter_a, voter_a_int8):
+        _calibrate(voter, dev, settings)
     voter_a.meta["runtimes"] = {
         "onnx-int8": {"file": INT8_FILE, "temperature": voter_a_int8.temperature, "thresholds": voter_a_int8.thresholds}
     }
-    serving_a = voter_a_int8 if settings.voter_a_runtime == "onnx-int8" else voter_a
-    report = {
-        "version": version,
-        "train_rows": len(train),
-        "extra_rows": len(extra),
-        "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
-        "runtime_a": settings.voter_a_runtime,
-        "test": evaluate(serving_a, voter_b, test, taxonomy, settings.vote),
-        "dev": evaluate(serving_a, voter_b, dev, taxonomy, settings.vote),
-        "test_by_runtime_a": {
-            name: _gate_summary(evaluate(a, voter_b, test, taxonomy, settings.vote))
-            for name, a in (("torch", voter_a), ("onnx-int8", voter_a_int8))
-        },
-    }
-    voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
 
-    def write_a(path: Path) -> None:
+    def write(path: Path) -> None:
         lora_writer(model)(path)
         shutil.move(str(int8_file), str(path / INT8_FILE))
         shutil.rmtree(scratch, ignore_errors=True)
 
+    serving = voter_a_int8 if settings.voter_a_runtime == "onnx-int8" else voter_a
+    return voter_a, serving, write, {"torch": voter_a, "onnx-int8": voter_a_int8}, seconds
+
+
+def fit_fast_a(
+    settings: Settings,
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    taxonomy: Taxonomy,
+    version: str,
+    *,
+    cache_dir: Path | None = None,
+) -> FittedA:
+    """Fast voter A: a head on the int8 ONNX export of its frozen encoder (the retrieval embedder's export when both
+    are e5), trained and calibrated on exactly what serves; embeddings kept under `cache_dir` when given."""
+    from app.embedder import build_int8
+    from app.voters.onnx import OnnxEncoder
+
+    path = build_int8(settings, settings.encoder_a_id)
+    encoder: TextEncoder = OnnxEncoder(
+        settings.encoder_a_id, path, threads=settings.threads, prefix=settings.query_prefix
+    )
+    if cache_dir is not None:
+        encoder = DiskCachedEncoder(encoder, cache_dir)
+    voter, head, seconds = head_voter(
+        "A", settings, encoder, train, dev, taxonomy, version, weight="weight", augment=False
+    )
+    voter.meta |= {"onnx": str(path.resolve()), "runtime": "onnx-int8"}
+    _calibrate(voter, dev, settings)
+    return voter, voter, head_writer(head), {"onnx-int8": voter}, seconds
+
+
+def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: bool = True) -> dict[str, Any]:
+    """Train A (LoRA, or a head on the frozen encoder with `train.mode=fast`) and B on train (+ extra rows), calibrate
+    on dev, score on test, save a new version (made current unless promote=False) and return the report (also written
+    to home)."""
+    torch.set_num_threads(settings.threads)
+    data = DemoData(settings.data_dir)
+    taxonomy = Taxonomy.load(data.taxonomy)
+    train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
+    train = merge_examples(train, extra, repeat=settings.train.feedback_repeat)
+    version = new_version()
+    fit_a = fit_fast_a if settings.train.mode == "fast" else fit_lora_a
+    voter_a, serving_a, write_a, by_runtime, seconds_a = fit_a(settings, train, dev, taxonomy, version)
+    voter_b, head, seconds_b = head_voter("B", settings, encoder_b(settings), train, dev, taxonomy, version)
+    _calibrate(voter_b, dev, settings)
+    report = {
+        "version": version,
+        "mode": settings.train.mode,
+        "train_rows": len(train),
+        "extra_rows": len(extra),
+        "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
+        "runtime_a": serving_a.meta.get("runtime", settings.voter_a_runtime),
+        "test": evaluate(serving_a, voter_b, test, taxonomy, settings.vote),
+        "dev": evaluate(serving_a, voter_b, dev, taxonomy, settings.vote),
+        "test_by_runtime_a": {
+            name: _gate_summary(evaluate(a, voter_b, test, taxonomy, settings.vote)) for name, a in by_runtime.items()
+        },
+    }
+    voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
     save_voter(settings.voters_dir, voter_a, write_a, make_current=promote)
     save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=promote)
     if promote:

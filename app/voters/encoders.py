@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -135,3 +137,31 @@ def load_encoder(spec: str, *, prefix: str = "", threads: int = 2) -> TextEncode
     if spec == USE_SPEC:
         return USEEncoder(threads=threads)
     return HFEncoder(spec, prefix=prefix)
+
+
+class DiskCachedEncoder:
+    """Keeps the vectors of each whole list of texts in an .npy file keyed by encoder, prefix and texts, so the fast
+    training mode and repeated evaluations embed a dataset once (CLINC150's 23.7k texts: ~60 s with e5, then 0.1 s)."""
+
+    def __init__(self, inner: TextEncoder, cache_dir: Path) -> None:
+        self.inner, self.cache_dir = inner, cache_dir
+        self.spec, self.dim = inner.spec, inner.dim
+        self.prefix = getattr(inner, "prefix", "")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) < 2:
+            return self.inner.encode(texts)
+        digest = hashlib.sha1(f"{type(self.inner).__name__}\0{self.spec}\0{self.prefix}".encode())
+        for text in texts:
+            digest.update(b"\0" + text.encode("utf-8"))
+        path = self.cache_dir / f"{digest.hexdigest()}.npy"
+        if path.is_file():
+            vectors = np.load(path)
+            if vectors.shape == (len(texts), self.dim):
+                return vectors
+        vectors = self.inner.encode(texts)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(scratch, vectors)
+        scratch.replace(path)
+        return vectors

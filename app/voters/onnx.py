@@ -37,6 +37,13 @@ def session(path: Path) -> Any:
 
 
 @functools.cache
+def encoder_session(path: Path) -> Any:
+    """One session per encoder export and process: retrieval and a fast-mode voter A share the e5 export, so its
+    weights are in memory once. (Voter exports are per version and not kept here.)"""
+    return session(path)
+
+
+@functools.cache
 def fast_tokenizer(spec: str) -> Any:
     """The checkpoint's `tokenizers.Tokenizer`, one per process: e5's 250k-token vocabulary costs ~280 MB as a bare
     Rust tokenizer and ~550 MB wrapped by transformers, so voter A and the retrieval embedder share this one."""
@@ -68,15 +75,16 @@ def run_one(sess: Any, tokenizer: Any, text: str, max_length: int) -> np.ndarray
 class OnnxEncoder:
     """The int8 export of a sentence encoder: one text a call, `threads` texts at once for a list (indexing)."""
 
-    def __init__(self, spec: str, path: Path, *, threads: int = 2, max_length: int = 256) -> None:
+    def __init__(self, spec: str, path: Path, *, threads: int = 2, max_length: int = 256, prefix: str = "") -> None:
         self.spec, self.path, self.threads, self.max_length = spec, path, max(1, threads), max_length
+        self.prefix = prefix  # prepended to every text (a voter's "query: "; retrieval adds its own prefixes)
         self.tokenizer = fast_tokenizer(spec)
-        self.session = session(path)
+        self.session = encoder_session(path)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self._pool: ThreadPoolExecutor | None = None
 
     def _one(self, text: str) -> np.ndarray:
-        return run_one(self.session, self.tokenizer, text, self.max_length)
+        return run_one(self.session, self.tokenizer, self.prefix + text, self.max_length)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) <= 1 or self.threads == 1:

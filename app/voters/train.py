@@ -49,6 +49,15 @@ def targets(examples: Sequence[Example], labels: Sequence[str]) -> np.ndarray:
     return out
 
 
+def prior_bias(layer: torch.nn.Module, y: np.ndarray) -> None:
+    """Start each label's output bias at the logit of its training frequency. With many labels (CLINC150: 160) a
+    zero bias means p = 0.5 everywhere, and the first epochs of BCE are spent pushing every label down."""
+    prior = np.clip(y.mean(axis=0), 1e-4, 1 - 1e-4)
+    bias: torch.Tensor = layer.bias  # type: ignore[assignment]
+    with torch.no_grad():
+        bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
+
+
 class WeightedTrainer(Trainer):
     """Trainer whose loss is the class-weighted multi-label BCE (the seed's weighted LoRA fine-tuning)."""
 
@@ -158,6 +167,7 @@ def train_voter_a(
     labels = taxonomy.ids
     tokenizer, model = build_voter_a_model(encoder_spec, len(labels), cfg)
     y = targets(train, labels)
+    prior_bias(model.head, y)
     rows = []
     for ex, target in zip(train, y, strict=True):
         enc = tokenizer(prefix + ex.text, truncation=True, max_length=cfg.max_length)
@@ -208,29 +218,45 @@ def train_voter_a(
     return tokenizer, model
 
 
-def train_voter_b(
-    train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, *, encoder: TextEncoder, cfg: TrainSettings
+def head_epochs(rows: int, cfg: TrainSettings, batch_size: int = 128) -> int:
+    """`epochs_b`, or fewer when they would exceed `max_steps_b` mini-batches (CLINC150's 15k rows: 42 epochs)."""
+    per_epoch = -(-rows // batch_size)
+    return max(1, min(cfg.epochs_b, cfg.max_steps_b // max(per_epoch, 1)))
+
+
+def train_head(
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    taxonomy: Taxonomy,
+    *,
+    encoder: TextEncoder,
+    cfg: TrainSettings,
+    weight: str = "weight_b",
+    augment: bool = True,
 ) -> MLPHead:
-    """MLP head on frozen embeddings of the augmented train set; keeps the epoch with the best dev loss."""
+    """MLP head on frozen embeddings of the train set (rare labels paraphrase-augmented unless `augment` is off),
+    class weights from the taxonomy's `weight` or `weight_b`; keeps the epoch with the best dev loss. Voter B, and
+    voter A in the fast mode (frozen encoder, no LoRA)."""
     torch.manual_seed(cfg.seed)
     labels = taxonomy.ids
-    augmented = augment_rare(train, below=cfg.augment_rare_below, seed=cfg.seed)
-    log.info("voter B: %d rows after augmenting rare labels (%d original)", len(augmented), len(train))
-    x = torch.tensor(encoder.encode([ex.text for ex in augmented]))
-    y_np = targets(augmented, labels)
-    y = torch.tensor(y_np)
+    rows = augment_rare(train, below=cfg.augment_rare_below, seed=cfg.seed) if augment else list(train)
+    log.info("head on %s: %d rows (%d original)", encoder.spec, len(rows), len(train))
+    x = torch.tensor(encoder.encode([ex.text for ex in rows]))
+    y = torch.tensor(targets(rows, labels))
     x_dev, y_dev = torch.tensor(encoder.encode([ex.text for ex in dev])), torch.tensor(targets(dev, labels))
     head = MLPHead(x.shape[1], len(labels))
-    weights = torch.tensor([taxonomy[label].weight_b for label in labels])
+    prior_bias(head.net[4], y.numpy())
+    weights = torch.tensor([getattr(taxonomy[label], weight) for label in labels])
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr_head, weight_decay=1e-3)
     best, best_state = float("inf"), {k: v.clone() for k, v in head.state_dict().items()}
-    for epoch in tqdm(range(cfg.epochs_b), desc="voter B", unit="epoch", leave=False):
+    epochs = head_epochs(len(x), cfg)
+    for epoch in tqdm(range(epochs), desc=f"head {encoder.spec[-24:]}", unit="epoch", leave=False):
         head.train()
         for batch in torch.randperm(len(x)).split(128):
             optimizer.zero_grad()
             weighted_bce(head(x[batch]), y[batch], weights).backward()
             optimizer.step()
-        if epoch % 5 == 4 or epoch == cfg.epochs_b - 1:
+        if epoch % 5 == 4 or epoch == epochs - 1:
             head.eval()
             with torch.inference_mode():
                 loss = float(weighted_bce(head(x_dev), y_dev, weights))

@@ -72,3 +72,17 @@ def test_demo_json_has_the_drift_fields() -> None:
     assert 0.0 <= result["dense_purity_full"] <= 1.0
     assert result["gated_purity_full"] >= result["dense_purity_full"]
     assert len(result["samples"]) >= 6
+
+
+def test_eval_classify_on_smp2017_fast_mode(tmp_path: Path) -> None:
+    """The accuracy harness on a public dataset with the real encoders (fast mode: ~30 s on 2 cores)."""
+    data = ROOT.parent / "shared" / "data" / "smp2017"
+    if not data.is_dir():
+        pytest.skip(f"{data} not found (public datasets live in ../shared/data)")
+    out, page = tmp_path / "smp.json", tmp_path / "smp.html"
+    cli("eval", "classify", "--data", str(data), "--out", str(out), "--report", str(page))
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["rows"]["test"] == 667 and result["oos_recall"] is None
+    assert result["accuracy"] >= 0.92 and result["voters"]["A"]["accuracy"] >= 0.89  # measured 0.937 / 0.912
+    assert result["auto_precision"] >= 0.95 and result["auto_coverage"] >= 0.7  # measured 0.972 / 0.751
+    assert "<svg" in page.read_text(encoding="utf-8")

@@ -181,3 +181,22 @@ def test_bench_all_in_one_writes_the_documented_keys(env: Path) -> None:
         "--corpus", str(corpus), "--index-sample", "100", "--train-data", "", "--int8-data", "",
     )  # fmt: skip
     assert json.loads(again[1])["kb_build"]["grown"]["upserted"] == 0  # the grown KB is reused, not rebuilt
+
+
+def test_fast_training_mode_serves_a_head_on_the_int8_encoder(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABELGATE_TRAIN__MODE", "fast")
+    monkeypatch.setenv("LABELGATE_MODEL_DIR", str(env / "models"))
+    code, out = run("train", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["mode"] == "fast" and list(report["test_by_runtime_a"]) == ["onnx-int8"]
+    voter_a = env / "home" / "voters" / "A"
+    meta = json.loads((voter_a / (voter_a / "CURRENT").read_text().strip() / "meta.json").read_text("utf-8"))
+    assert meta["kind"] == "frozen-head" and meta["prefix"] == "query: " and Path(meta["onnx"]).is_file()
+    assert Path(meta["onnx"]).parent == env / "models" / "onnx"  # the encoder's own int8 export, built once
+    code, out = run("ask", "屏幕裂了", "--json")
+    assert code == 0, out
+    assert json.loads(out)["decision"] in {"auto", "escalate"}
+    Path(meta["onnx"]).unlink()
+    code, out = run("ask", "屏幕裂了", "--json")
+    assert code == 2 and "labelgate models build" in out

@@ -1,0 +1,58 @@
+"""Both voters trained and calibrated for an evaluation, in one of two modes.
+
+fast: frozen encoders with embeddings cached on disk, a head on each (voter A: the int8 ONNX export of e5, as
+      `labelgate train` with `train.mode=fast` serves it, class weights `weight`, no augmentation; voter B: USE,
+      `weight_b`, paraphrased rare labels) — seconds to a few minutes on 2 cores.
+lora: voter A fine-tuned with LoRA as `labelgate train` does (scored on torch), voter B as above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from app.config import Settings
+from app.data import Example
+from app.eval import Mode
+from app.taxonomy import Taxonomy
+from app.training import calibrate, encoder_b, fit_fast_a, head_voter, lora_voter
+from app.voters.base import Voter
+from app.voters.encoders import DiskCachedEncoder
+from app.voters.store import new_version
+
+
+@dataclass(frozen=True)
+class Pair:
+    voters: tuple[Voter, Voter]
+    seconds: dict[str, float]
+
+
+def fit_pair(
+    settings: Settings,
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    taxonomy: Taxonomy,
+    *,
+    mode: Mode | str,
+    cache_dir: Path,
+) -> Pair:
+    """Voters A and B trained on `train` in `mode`, calibrated on `dev` (temperature + per-label thresholds)."""
+    mode = Mode(mode)
+    torch.set_num_threads(settings.threads)
+    version = f"eval-{mode.value}-{new_version()}"
+    if mode is Mode.lora:
+        a, _, _, seconds_a = lora_voter(settings, train, dev, taxonomy, version)
+    else:
+        _, a, _, _, seconds_a = fit_fast_a(settings, train, dev, taxonomy, version, cache_dir=cache_dir)
+    b, _, seconds_b = head_voter(
+        "B", settings, DiskCachedEncoder(encoder_b(settings), cache_dir), train, dev, taxonomy, version
+    )
+    cfg = settings.train
+    for voter in (a, b) if mode is Mode.lora else (b,):  # the fast voter A comes calibrated
+        calibrate(
+            voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
+        )
+    return Pair((a, b), {"A": seconds_a, "B": seconds_b})
