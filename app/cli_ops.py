@@ -221,3 +221,42 @@ def bench_all(
     if failed:
         typer.echo(f"error: bench sections failed: {', '.join(failed)} (the report has the rest)", err=True)
         raise typer.Exit(1)
+
+
+@bench_app.command("filter")
+def bench_filter(
+    out: OutOption = None,
+    chunks: Annotated[int, typer.Option(min=100, help="vectors in the collection")] = 100_000,
+    queries: Annotated[int, typer.Option(min=1, help="queries per selectivity")] = 100,
+    selectivity: Annotated[
+        str, typer.Option(help="comma-separated shares of the chunks a label filter keeps")
+    ] = "0.01,0.1",
+    vectors: Annotated[
+        str, typer.Option(help="random (isotropic) or real (the grown KB of `labelgate bench`)")
+    ] = "random",
+    ef_search: Annotated[
+        int | None, typer.Option(min=10, help="ef_search of the raised partition; default: partition_ef_search")
+    ] = None,
+) -> None:
+    """Recall@10 of label-filtered Chroma search (where-filter, partition collection) against exact search."""
+    from app.errors import ConfigError
+    from app.eval import filterbench as fb
+
+    def go() -> dict[str, Any]:
+        try:
+            shares = [float(x) for x in selectivity.split(",") if x.strip()]
+            subsets_ok = bool(shares) and all(0 < x <= 1 for x in shares)
+        except ValueError:
+            subsets_ok = False
+        if not subsets_ok:
+            raise ConfigError(f"--selectivity wants shares in (0, 1] like 0.01,0.1, not {selectivity!r}")
+        if vectors == "random":
+            base, probes = fb.random_vectors(chunks), fb.random_vectors(queries, seed=99)
+        elif vectors == "real":
+            base, probes = fb.real_vectors(settings(), chunks, queries)
+        else:
+            raise ConfigError(f"--vectors must be random or real, not {vectors!r}")
+        ef = ef_search or settings().partition_ef_search
+        return {"vectors": vectors} | fb.filter_recall(base, probes, shares, ef_search=ef)
+
+    print_json(run(go), out)

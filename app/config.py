@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     collection: str = Field("labelgate-kb", min_length=3)
     top_k: int = Field(3, ge=1, description="docs handed to the answer")
     fetch_k: int = Field(10, ge=1, description="candidates retrieved before rerank")
+    partition_ef_search: int = Field(
+        1500, ge=10, description="HNSW ef_search of the label partitions (filtered recall@10 ≥ 0.99 of exact)"
+    )
     chunk_chars: int = Field(300, ge=20)
     max_query_chars: int = Field(2000, ge=10)
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = no LLM")

@@ -73,4 +73,5 @@ def open_kb(settings: Settings, client: Any, embedder: TextEncoder, name: str | 
         embedder,
         query_prefix="" if plain else settings.query_prefix,
         passage_prefix="" if plain else settings.passage_prefix,
+        ef_search=settings.partition_ef_search,
     )

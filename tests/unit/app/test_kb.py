@@ -110,3 +110,19 @@ def test_unlabelled_chunks_are_found_unfiltered_and_sit_in_no_partition(
     names = {c.name for c in chroma_client.list_collections()}
     assert partition_name(collection_name, UNLABELLED) not in names
     assert not any(name.startswith(f"{collection_name}--") for name in names)
+
+
+def test_partitions_search_wide_and_an_older_one_is_raised(chroma_client, collection_name, tiny_encoder_dir) -> None:  # type: ignore[no-untyped-def]
+    from app.kb import PARTITION_EF_SEARCH, open_collection
+
+    old = chroma_client.get_or_create_collection(
+        f"{collection_name}-old", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    )
+    assert old.configuration["hnsw"]["ef_search"] == 100  # Chroma's default
+    open_collection(chroma_client, f"{collection_name}-old", PARTITION_EF_SEARCH)
+    assert chroma_client.get_collection(f"{collection_name}-old").configuration["hnsw"]["ef_search"] == 1500
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)), ef_search=800)
+    part = kb._partition("屏幕")
+    want = {"space": "cosine", "ef_search": 800, "max_neighbors": 32, "ef_construction": 200}
+    assert part.configuration["hnsw"] == part.configuration["hnsw"] | want
+    assert kb.collection.configuration["hnsw"]["ef_search"] == 100  # the main collection keeps Chroma's default
