@@ -113,11 +113,10 @@ def classify_html(result: Mapping[str, Any]) -> str:
         f"<tr><th>{key}</th>{''.join(f'<td>{_fmt(r.get(key))}</td>' for r in who.values())}</tr>"
         for key in SUMMARY_KEYS
     )
+    curves = {name: r["risk_coverage"] for name, r in who.items()}
+    top = max([risk for points in curves.values() for _, risk in points] or [0.0])
     risk = line_chart(
-        {name: r["risk_coverage"] for name, r in who.items()},
-        xlabel="coverage",
-        ylabel="risk (error rate)",
-        ylim=(0, 0.3),
+        curves, xlabel="coverage", ylabel="risk (error rate)", ylim=(0, max(0.05, -(-top // 0.05) * 0.05))
     )
     diagrams = "".join(
         f"<figure>{reliability_chart(r['reliability'])}<figcaption>{name}</figcaption></figure>"
