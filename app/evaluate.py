@@ -17,9 +17,7 @@ def classifier_labels(probs: Mapping[str, float], taxonomy: Taxonomy) -> list[st
     """A voter's plain classification (no gating): every label at p >= 0.5, else its single most likely label."""
     chosen = [label for label, p in probs.items() if p >= 0.5]
     if not chosen:
-        parents = {taxonomy.coarse_of(label) for label in taxonomy.fine_ids}
-        leaves = [label for label in taxonomy.ids if label not in parents]  # flat taxonomies: every label
-        chosen = [max(leaves, key=lambda label: probs.get(label, 0.0))]
+        chosen = [max(taxonomy.leaf_ids, key=lambda label: probs.get(label, 0.0))]
     return taxonomy.expand(chosen)
 
 

@@ -66,6 +66,12 @@ class Taxonomy:
     def fine_ids(self) -> list[str]:
         return [label.id for label in self.labels if not label.is_coarse]
 
+    @property
+    def leaf_ids(self) -> list[str]:
+        """Labels no other label hangs under (in a flat taxonomy: every label)."""
+        parents = {self.coarse_of(label) for label in self.fine_ids}
+        return [label for label in self.ids if label not in parents]
+
     def __contains__(self, label_id: object) -> bool:
         return label_id in self._by_id
 

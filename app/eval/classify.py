@@ -42,8 +42,7 @@ def predict(probs: np.ndarray, taxonomy: Taxonomy, *, multi_label: bool = True) 
     """Every leaf label at p >= 0.5, else the single most likely leaf (always the single most likely one on
     single-label data, where a second label can only be wrong); coarse parents added."""
     ids = taxonomy.ids
-    parents = {taxonomy.coarse_of(x) for x in taxonomy.fine_ids}
-    leaves = np.array([j for j, x in enumerate(ids) if x not in parents])
+    leaves = np.array([taxonomy.index(x) for x in taxonomy.leaf_ids])
     sets, conf = [], np.zeros(len(probs))
     for i, row in enumerate(probs[:, leaves]):
         chosen = np.nonzero(row >= 0.5)[0] if multi_label else np.zeros(0, dtype=int)
