@@ -20,7 +20,7 @@ from app.decision import VoterOutput, separation_margin, vote
 from app.errors import DataError
 from app.eval import Mode, scores
 from app.eval.datasets import prepare
-from app.metrics import exact_match, gate_metrics, macro_f1
+from app.metrics import gate_metrics, macro_f1
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 
@@ -81,20 +81,25 @@ class Scoring:
     multi_label: bool
     oos_recall: float = 0.7  # the OOS threshold is the lowest reaching this recall on dev
 
+    @property
+    def gold_dev(self) -> list[list[str]]:
+        return [list(ex.labels) for ex in self.dev]
+
+    @property
+    def gold(self) -> list[list[str]]:
+        return [list(ex.labels) for ex in self.test]
+
     def predict(self, probs: np.ndarray) -> Predictions:
         return predict(probs, self.taxonomy, multi_label=self.multi_label)
 
 
-def classifier_report(
-    dev_probs: np.ndarray, test_probs: np.ndarray, sc: Scoring
-) -> tuple[dict[str, Any], list[list[str]]]:
+def classifier_report(p_dev: Predictions, p_test: Predictions, sc: Scoring) -> tuple[dict[str, Any], list[list[str]]]:
     """Metrics of one classifier on test, its OOS threshold chosen on dev; and its final test label sets."""
-    taxonomy = sc.taxonomy
-    gold_dev, gold = [list(ex.labels) for ex in sc.dev], [list(ex.labels) for ex in sc.test]
-    p_dev, p_test = sc.predict(dev_probs), sc.predict(test_probs)
+    taxonomy, gold = sc.taxonomy, sc.gold
     oos = taxonomy.oos_label
     threshold = 0.0
     if oos is not None:
+        gold_dev = sc.gold_dev
         is_oos_dev = np.array([oos in g for g in gold_dev], dtype=bool)
         ok_dev = correct(p_dev.labels, gold_dev)
         threshold = scores.oos_threshold(p_dev.confidence, ok_dev, is_oos_dev, p_dev.said_oos, min_recall=sc.oos_recall)
@@ -103,7 +108,7 @@ def classifier_report(
     in_scope = np.array([oos is None or oos not in g for g in gold], dtype=bool)
     conf = p_test.confidence
     report = {
-        "accuracy": exact_match(final, gold),
+        "accuracy": float(ok.mean()),
         "macro_f1": macro_f1(final, gold, taxonomy.ids),
         "in_scope_accuracy": float(ok[in_scope].mean()) if in_scope.any() else None,
         "oos_recall": float(ok[~in_scope].mean()) if oos is not None and (~in_scope).any() else None,
@@ -137,37 +142,35 @@ def gate_report(
     a: Voter, b: Voter, probs: dict[str, tuple[np.ndarray, np.ndarray]], sc: Scoring, settings: Settings
 ) -> dict[str, Any]:
     """Per voter and for the gate (the voters' mean probabilities; auto decisions from the product's vote)."""
-    taxonomy, gold = sc.taxonomy, [list(ex.labels) for ex in sc.test]
+    taxonomy, gold, min_margin = sc.taxonomy, sc.gold, settings.vote.min_margin
+    test_outputs = {voter.name: outputs(voter, probs[voter.name][1]) for voter in (a, b)}
     voters, finals = {}, {}
-    for voter in (a, b):
-        voters[voter.name], finals[voter.name] = classifier_report(*probs[voter.name], sc)
-        alone = [
-            single_voter_decision(o, taxonomy, settings.vote.min_margin) for o in outputs(voter, probs[voter.name][1])
-        ]
-        voters[voter.name] |= gate_metrics([x is not None for x in alone], [x or [] for x in alone], gold)
-    mean_dev, mean_test = ((probs["A"][k] + probs["B"][k]) / 2 for k in (0, 1))
-    gate, final = classifier_report(mean_dev, mean_test, sc)
+    for name, (dev_probs, test_probs) in probs.items():
+        voters[name], finals[name] = classifier_report(sc.predict(dev_probs), sc.predict(test_probs), sc)
+        alone = [single_voter_decision(o, taxonomy, min_margin) for o in test_outputs[name]]
+        voters[name] |= gate_metrics([x is not None for x in alone], [x or [] for x in alone], gold)
+    p_dev, p_test = (sc.predict((probs["A"][k] + probs["B"][k]) / 2) for k in (0, 1))
+    gate, final = classifier_report(p_dev, p_test, sc)
     votes = [
-        vote(x, y, taxonomy, min_margin=settings.vote.min_margin, min_fine_agreement=settings.vote.min_fine_agreement)
-        for x, y in zip(outputs(a, probs["A"][1]), outputs(b, probs["B"][1]), strict=True)
+        vote(x, y, taxonomy, min_margin=min_margin, min_fine_agreement=settings.vote.min_fine_agreement)
+        for x, y in zip(test_outputs["A"], test_outputs["B"], strict=True)
     ]
     auto = [v.decision == "auto" for v in votes]
     gate |= gate_metrics(auto, [v.labels for v in votes], gold)
-    gate["agreement"] = float(np.mean([set(x) == set(y) for x, y in zip(finals["A"], finals["B"], strict=True)]))
+    gate["agreement"] = float(correct(finals["A"], finals["B"]).mean())
     for name in voters:
         voters[name]["agreement"] = gate["agreement"]
-    gate |= selective(mean_dev, mean_test, sc)
+    gate |= selective(p_dev, p_test, sc)
     gate["worst_labels"] = scores.worst_labels(_keys(final, taxonomy), _keys(gold, taxonomy))
     return gate | {"voters": voters}
 
 
-def selective(dev_probs: np.ndarray, test_probs: np.ndarray, sc: Scoring) -> dict[str, Any]:
+def selective(p_dev: Predictions, p_test: Predictions, sc: Scoring) -> dict[str, Any]:
     """The gate with one confidence threshold picked on dev for the target precision, applied to test."""
-    p_dev, p_test = sc.predict(dev_probs), sc.predict(test_probs)
-    ok_dev = correct(p_dev.labels, [list(ex.labels) for ex in sc.dev])
+    ok_dev = correct(p_dev.labels, sc.gold_dev)
     threshold = scores.threshold_for_precision(p_dev.confidence, ok_dev, TARGET_PRECISION)
     decided = p_test.confidence >= threshold
-    ok = correct(p_test.labels, [list(ex.labels) for ex in sc.test])
+    ok = correct(p_test.labels, sc.gold)
     return {
         "selective": {
             "target_precision": TARGET_PRECISION,
