@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_common import print_json, run, settings
-from app.eval import Mode
+from app.config import TrainMode
 
 eval_app = typer.Typer(no_args_is_help=True, help="evaluation harnesses on labelled datasets (JSON + HTML)")
 
@@ -18,8 +18,8 @@ def eval_classify(
     data: Annotated[Path, typer.Option(help="dataset dir: train.jsonl, optional dev.jsonl|val.jsonl, test.jsonl")],
     oos_label: Annotated[str | None, typer.Option(help="the out-of-scope label, if the data has one")] = None,
     mode: Annotated[
-        Mode, typer.Option(help="fast: frozen encoders + cached embeddings; lora: voter A fine-tuned with LoRA")
-    ] = Mode.fast,
+        TrainMode, typer.Option(help="fast: frozen encoders + cached embeddings; lora: voter A fine-tuned with LoRA")
+    ] = TrainMode.fast,
     oos_recall: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="OOS threshold: the lowest whose dev OOS recall reaches this")
     ] = 0.7,

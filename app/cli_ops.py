@@ -243,6 +243,7 @@ def bench_filter(
     from app.eval import filterbench as fb
 
     def go() -> dict[str, Any]:
+        s = settings()
         try:
             shares = [float(x) for x in selectivity.split(",") if x.strip()]
             subsets_ok = bool(shares) and all(0 < x <= 1 for x in shares)
@@ -253,10 +254,10 @@ def bench_filter(
         if vectors == "random":
             base, probes = fb.random_vectors(chunks), fb.random_vectors(queries, seed=99)
         elif vectors == "real":
-            base, probes = fb.real_vectors(settings(), chunks, queries)
+            base, probes = fb.real_vectors(s, chunks, queries)
         else:
             raise ConfigError(f"--vectors must be random or real, not {vectors!r}")
-        ef = ef_search or settings().partition_ef_search
+        ef = ef_search or s.partition_ef_search
         return {"vectors": vectors} | fb.filter_recall(base, probes, shares, ef_search=ef)
 
     print_json(run(go), out)

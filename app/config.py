@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,11 +16,21 @@ from app.errors import ConfigError
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "labelgate" / "models"
 
 
+PARTITION_EF_SEARCH = 1500  # HNSW ef_search of the label partitions (`labelgate bench filter`; app/kb.py)
+
+
+class TrainMode(StrEnum):
+    """How voter A is trained (voter B is a head on its frozen encoder either way)."""
+
+    lora = "lora"  # e5 fine-tuned with LoRA, exported to int8 ONNX
+    fast = "fast"  # a head on the frozen e5's int8 ONNX export
+
+
 class TrainSettings(BaseModel):
     """Training knobs; never read by inference code."""
 
-    mode: Literal["lora", "fast"] = Field(
-        "lora", description="voter A: LoRA fine-tuning, or fast = a head on the frozen encoder's int8 export"
+    mode: TrainMode = Field(
+        TrainMode.lora, description="voter A: LoRA fine-tuning, or fast = a head on the frozen encoder's int8 export"
     )
     epochs_a: int = Field(10, ge=1, description="voter A epochs (LoRA + head)")
     max_steps_a: int = Field(
@@ -88,7 +99,9 @@ class Settings(BaseSettings):
     top_k: int = Field(3, ge=1, description="docs handed to the answer")
     fetch_k: int = Field(10, ge=1, description="candidates retrieved before rerank")
     partition_ef_search: int = Field(
-        1500, ge=10, description="HNSW ef_search of the label partitions (filtered recall@10 ≥ 0.99 of exact)"
+        PARTITION_EF_SEARCH,
+        ge=10,
+        description="HNSW ef_search of the label partitions (filtered recall@10 ≥ 0.99 of exact)",
     )
     chunk_chars: int = Field(300, ge=20)
     max_query_chars: int = Field(2000, ge=10)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from app.config import Settings
+from app.config import PARTITION_EF_SEARCH, Settings
 from app.data import Doc
 from app.errors import LabelgateError
 from app.ranking import chunk_partitions
@@ -85,7 +85,6 @@ class Hit:
     similarity: float
 
 
-PARTITION_EF_SEARCH = 1500
 # Label partitions are small (a few % of the KB each), so their HNSW graphs are built denser and searched wider than
 # Chroma's defaults (16 / 100 / 100). `labelgate bench filter`, real e5 vectors, 10k-chunk partition: recall@10 of
 # exact 0.75–0.78 with the defaults, 0.98–0.99 with ef_search 1500, 0.998–1.0 with these, 2.0–2.4 ms a query.

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from app.config import Settings
+from app.config import Settings, TrainMode
 from app.data import DemoData, Example, load_examples
 from app.evaluate import evaluate
 from app.taxonomy import Taxonomy
@@ -111,7 +111,8 @@ def encoder_b(settings: Settings) -> TextEncoder:
     return load_encoder(settings.encoder_b, prefix="" if plain else settings.query_prefix, threads=settings.threads)
 
 
-def _calibrate(voter: Voter, dev: Sequence[Example], settings: Settings) -> Voter:
+def calibrate_on_dev(voter: Voter, dev: Sequence[Example], settings: Settings) -> Voter:
+    """`calibrate` with the settings' precision target and threshold bounds."""
     cfg = settings.train
     return calibrate(
         voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
@@ -136,7 +137,7 @@ def fit_lora_a(
         ),
     )
     for voter in (voter_a, voter_a_int8):
-        _calibrate(voter, dev, settings)
+        calibrate_on_dev(voter, dev, settings)
     voter_a.meta["runtimes"] = {
         "onnx-int8": {"file": INT8_FILE, "temperature": voter_a_int8.temperature, "thresholds": voter_a_int8.thresholds}
     }
@@ -174,7 +175,7 @@ def fit_fast_a(
         "A", settings, encoder, train, dev, taxonomy, version, weight="weight", augment=False
     )
     voter.meta |= {"onnx": str(path.resolve()), "runtime": "onnx-int8"}
-    _calibrate(voter, dev, settings)
+    calibrate_on_dev(voter, dev, settings)
     return voter, voter, head_writer(head), {"onnx-int8": voter}, seconds
 
 
@@ -188,13 +189,13 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
     train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
     train = merge_examples(train, extra, repeat=settings.train.feedback_repeat)
     version = new_version()
-    fit_a = fit_fast_a if settings.train.mode == "fast" else fit_lora_a
+    fit_a = fit_fast_a if settings.train.mode is TrainMode.fast else fit_lora_a
     voter_a, serving_a, write_a, by_runtime, seconds_a = fit_a(settings, train, dev, taxonomy, version)
     voter_b, head, seconds_b = head_voter("B", settings, encoder_b(settings), train, dev, taxonomy, version)
-    _calibrate(voter_b, dev, settings)
+    calibrate_on_dev(voter_b, dev, settings)
     report = {
         "version": version,
-        "mode": settings.train.mode,
+        "mode": settings.train.mode.value,
         "train_rows": len(train),
         "extra_rows": len(extra),
         "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},

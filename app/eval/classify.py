@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from app.config import Settings
+from app.config import Settings, TrainMode
 from app.data import Example, load_examples
 from app.decision import VoterOutput, separation_margin, vote
 from app.errors import DataError
-from app.eval import Mode, scores
+from app.eval import scores
 from app.eval.datasets import prepare
 from app.metrics import gate_metrics, macro_f1
 from app.taxonomy import Taxonomy
@@ -234,7 +234,7 @@ def run_classify_eval(
         }
     return {
         "dataset": str(src),
-        "mode": Mode(mode).value,
+        "mode": TrainMode(mode).value,
         "rows": {name: len(rows) for name, rows in data.items()},
         "labels": len(taxonomy.ids),
         "oos_label": taxonomy.oos_label,

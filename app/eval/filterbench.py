@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from app.config import Settings
+from app.config import PARTITION_EF_SEARCH, Settings
 from app.data import DemoData, load_examples
 from app.errors import DataError
 from app.eval.latency import percentiles
-from app.kb import PARTITION_EF_SEARCH, ephemeral_client, open_collection
+from app.kb import ephemeral_client, open_collection
 from app.taxonomy import Taxonomy
 
 BATCH = 5000

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 
-from app.config import Settings
+from app.config import Settings, TrainMode
 from app.data import Example
-from app.eval import Mode
 from app.taxonomy import Taxonomy
-from app.training import calibrate, encoder_b, fit_fast_a, head_voter, lora_voter
+from app.training import calibrate_on_dev, encoder_b, fit_fast_a, head_voter, lora_voter
 from app.voters.base import Voter
 from app.voters.encoders import DiskCachedEncoder
 from app.voters.store import new_version
@@ -36,23 +35,20 @@ def fit_pair(
     dev: Sequence[Example],
     taxonomy: Taxonomy,
     *,
-    mode: Mode | str,
+    mode: TrainMode | str,
     cache_dir: Path,
 ) -> Pair:
     """Voters A and B trained on `train` in `mode`, calibrated on `dev` (temperature + per-label thresholds)."""
-    mode = Mode(mode)
+    mode = TrainMode(mode)
     torch.set_num_threads(settings.threads)
     version = f"eval-{mode.value}-{new_version()}"
-    if mode is Mode.lora:
+    if mode is TrainMode.lora:
         a, _, _, seconds_a = lora_voter(settings, train, dev, taxonomy, version)
     else:
         _, a, _, _, seconds_a = fit_fast_a(settings, train, dev, taxonomy, version, cache_dir=cache_dir)
     b, _, seconds_b = head_voter(
         "B", settings, DiskCachedEncoder(encoder_b(settings), cache_dir), train, dev, taxonomy, version
     )
-    cfg = settings.train
-    for voter in (a, b) if mode is Mode.lora else (b,):  # the fast voter A comes calibrated
-        calibrate(
-            voter, dev, target_precision=cfg.target_precision, floor=cfg.threshold_floor, ceiling=cfg.threshold_ceiling
-        )
+    for voter in (a, b) if mode is TrainMode.lora else (b,):  # the fast voter A comes calibrated
+        calibrate_on_dev(voter, dev, settings)
     return Pair((a, b), {"A": seconds_a, "B": seconds_b})

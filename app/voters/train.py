@@ -218,7 +218,10 @@ def train_voter_a(
     return tokenizer, model
 
 
-def head_epochs(rows: int, cfg: TrainSettings, batch_size: int = 128) -> int:
+HEAD_BATCH = 128  # mini-batch of the heads on frozen embeddings
+
+
+def head_epochs(rows: int, cfg: TrainSettings, batch_size: int = HEAD_BATCH) -> int:
     """`epochs_b`, or fewer when they would exceed `max_steps_b` mini-batches (CLINC150's 15k rows: 42 epochs)."""
     per_epoch = -(-rows // batch_size)
     return max(1, min(cfg.epochs_b, cfg.max_steps_b // max(per_epoch, 1)))
@@ -252,7 +255,7 @@ def train_head(
     epochs = head_epochs(len(x), cfg)
     for epoch in tqdm(range(epochs), desc=f"head {encoder.spec[-24:]}", unit="epoch", leave=False):
         head.train()
-        for batch in torch.randperm(len(x)).split(128):
+        for batch in torch.randperm(len(x)).split(HEAD_BATCH):
             optimizer.zero_grad()
             weighted_bce(head(x[batch]), y[batch], weights).backward()
             optimizer.step()

@@ -113,7 +113,8 @@ def test_unlabelled_chunks_are_found_unfiltered_and_sit_in_no_partition(
 
 
 def test_partitions_search_wide_and_an_older_one_is_raised(chroma_client, collection_name, tiny_encoder_dir) -> None:  # type: ignore[no-untyped-def]
-    from app.kb import PARTITION_EF_SEARCH, open_collection
+    from app.config import PARTITION_EF_SEARCH
+    from app.kb import open_collection
 
     old = chroma_client.get_or_create_collection(
         f"{collection_name}-old", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
