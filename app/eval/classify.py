@@ -17,7 +17,7 @@ import numpy as np
 from app.config import Settings, TrainMode
 from app.data import Example, load_examples
 from app.decision import VoterOutput, separation_margin, vote
-from app.errors import DataError
+from app.errors import ConfigError, DataError
 from app.eval import scores
 from app.eval.datasets import prepare
 from app.metrics import gate_metrics, macro_f1
@@ -204,6 +204,8 @@ def run_classify_eval(
     calibrate on dev, score on test; the JSON report."""
     from app.eval.fit import fit_pair
 
+    if mode not in set(TrainMode):
+        raise ConfigError(f"mode must be one of {[m.value for m in TrainMode]}, not {mode!r}")
     started = time.perf_counter()
     native = (src / "taxonomy.yaml").is_file() and (src / "queries").is_dir()  # a labelgate data dir, e.g. data/
     if native:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from app.errors import DataError
+from app.errors import ConfigError, DataError
 from app.eval.classify import run_classify_eval
 from app.eval.report import classify_html
 
@@ -87,3 +87,5 @@ def test_a_labelgate_data_dir_is_used_as_it_is(settings, tiny_encoder_dir) -> No
     )
     with pytest.raises(DataError, match="not a label"):
         run_classify_eval(local, settings.data_dir, oos_label="nope")
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        run_classify_eval(local, settings.data_dir, mode="full")
