@@ -19,7 +19,6 @@ from app.kb import ephemeral_client, open_collection
 from app.taxonomy import Taxonomy
 
 BATCH = 5000
-HNSW = {"space": "cosine"}
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -125,7 +124,7 @@ def filter_recall(
             labels_of[i].append(label)
     client, tag = ephemeral_client(), uuid.uuid4().hex[:8]
     started = time.perf_counter()
-    main = client.create_collection(f"fb-{tag}", embedding_function=None, configuration={"hnsw": HNSW})
+    main = open_collection(client, f"fb-{tag}")  # cosine, Chroma's HNSW defaults (as the KB's main collection)
     made = [main]
     results: dict[str, Any] = {}
     try:
@@ -133,9 +132,7 @@ def filter_recall(
         build_s = time.perf_counter() - started
         for label, rows in members.items():
             parts = {  # Chroma's defaults, and the partition as the KB opens it (ef_search raised)
-                "partition": client.create_collection(
-                    f"fb-{tag}-{label}-d", embedding_function=None, configuration={"hnsw": HNSW}
-                ),
+                "partition": open_collection(client, f"fb-{tag}-{label}-d"),
                 "partition_ef": open_collection(client, f"fb-{tag}-{label}-e", ef_search),
             }
             made += parts.values()
