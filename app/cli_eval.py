@@ -40,3 +40,58 @@ def eval_classify(
         return result
 
     print_json(run(go), out)
+
+
+def _growth(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"growth must be comma-separated numbers like 0,1,3,10, not {text!r}") from exc
+
+
+@eval_app.command("drift")
+def eval_drift(
+    data: Annotated[Path, typer.Option(help="docs.jsonl + queries.jsonl, or a labelgate data dir (kb/ inside)")],
+    growth: Annotated[str, typer.Option(help="other-label docs added, as multiples of each query's base KB")] = (
+        "0,1,3,10"
+    ),
+    out: Annotated[Path | None, typer.Option(help="write the JSON here too")] = None,
+    report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    gold_doc_labels: Annotated[bool, typer.Option(help="filter on the docs' gold labels, not the voters'")] = False,
+    tune: Annotated[bool, typer.Option(help="tune the rerank weights on a dev third of the queries")] = False,
+    mode: Annotated[TrainMode, typer.Option(help="how the voters are trained for the run")] = TrainMode.fast,
+    current_voters: Annotated[
+        bool, typer.Option(help="use the promoted voters instead of training (labelgate data dirs only)")
+    ] = False,
+    k: Annotated[int, typer.Option(min=1, help="metrics @k")] = 10,
+    fetch_k: Annotated[int, typer.Option(min=1, help="labelgate's candidates per filter stage before rerank")] = 30,
+    base_docs: Annotated[int, typer.Option(min=1, help="each query's KB at growth 0 (relevant docs always in)")] = 200,
+    train_docs: Annotated[int, typer.Option(min=2, help="held-out docs the voters train on (public datasets)")] = 2000,
+    max_queries: Annotated[int | None, typer.Option(min=1, help="evaluate the first N queries only")] = None,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 13,
+) -> None:
+    """Grow each query's knowledge base with other-label docs; score dense, gated, oracle and labelgate retrieval."""
+    from app.eval.drift import DriftOptions, run_drift_eval
+    from app.eval.report import drift_html
+
+    options = DriftOptions(
+        growth=_growth(growth),
+        k=k,
+        fetch_k=fetch_k,
+        base_docs=base_docs,
+        train_docs=train_docs,
+        mode=mode.value,
+        gold_doc_labels=gold_doc_labels,
+        tune=tune,
+        current_voters=current_voters,
+        max_queries=max_queries,
+        seed=seed,
+    )
+
+    def go() -> dict[str, Any]:
+        result = run_drift_eval(settings(), data, options)
+        if report is not None:
+            report.write_text(drift_html(result), encoding="utf-8")
+        return result
+
+    print_json(run(go), out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,11 @@ def _y(v: float, lo: float, hi: float) -> float:
     return H - PAD - (v - lo) / ((hi - lo) or 1.0) * (H - 2 * PAD)
 
 
-def _axes(xlabel: str, ylabel: str, ylim: tuple[float, float]) -> list[str]:
+def _axes(
+    xlabel: str, ylabel: str, ylim: tuple[float, float], xticks: Sequence[tuple[float, str]] | None = None
+) -> list[str]:
     lo, hi = ylim
+    ticks = xticks if xticks is not None else [(i / 4, f"{i / 4:.2f}") for i in range(5)]
     parts = [
         f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - PAD}" y2="{H - PAD}" stroke="#333"/>',
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{H - PAD}" stroke="#333"/>',
@@ -27,19 +31,25 @@ def _axes(xlabel: str, ylabel: str, ylim: tuple[float, float]) -> list[str]:
         f'<text x="12" y="{H / 2}" transform="rotate(-90 12 {H / 2})" text-anchor="middle">'
         f"{html.escape(ylabel)}</text>",
     ]
+    for fx, name in ticks:
+        parts.append(f'<text x="{_x(fx, 0, 1):.1f}" y="{H - PAD + 14}" text-anchor="middle">{html.escape(name)}</text>')
     for i in range(5):
-        fx, fy = i / 4, lo + (hi - lo) * i / 4
-        parts.append(f'<text x="{_x(fx, 0, 1):.1f}" y="{H - PAD + 14}" text-anchor="middle">{fx:.2f}</text>')
+        fy = lo + (hi - lo) * i / 4
         parts.append(f'<text x="{PAD - 4}" y="{_y(fy, lo, hi) + 4:.1f}" text-anchor="end">{fy:.2f}</text>')
     return parts
 
 
 def line_chart(
-    series: Mapping[str, Sequence[tuple[float, float]]], *, xlabel: str, ylabel: str, ylim: tuple[float, float] = (0, 1)
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float] = (0, 1),
+    xticks: Sequence[tuple[float, str]] | None = None,
 ) -> str:
-    """Lines over x in [0, 1], one per named series, with a legend."""
+    """Lines over x in [0, 1], one per named series, with a legend (x ticks at quarters unless given)."""
     lo, hi = ylim
-    parts = _axes(xlabel, ylabel, ylim)
+    parts = _axes(xlabel, ylabel, ylim, xticks)
     for i, (name, points) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         path = " ".join(f"{_x(x, 0, 1):.1f},{_y(min(max(y, lo), hi), lo, hi):.1f}" for x, y in points)
@@ -137,5 +147,54 @@ coverage {_fmt(sel.get("coverage"))}, precision {_fmt(sel.get("precision"))}.</p
 <h2>Risk–coverage</h2><figure>{risk}</figure>
 <h2>Reliability diagrams</h2>{diagrams}
 <h2>Worst labels and their confusions (gate)</h2>{confusion_table(result["worst_labels"])}
+</body></html>
+"""
+
+
+DRIFT_METRICS = ("recall@{k}", "mrr", "ndcg@{k}", "purity@{k}")
+
+
+def _table(rows: Mapping[str, Mapping[str, Mapping[str, float]]], growth: Sequence[str], metric: str) -> str:
+    head = "".join(f"<th>{html.escape(g)}×</th>" for g in growth)
+    body = "".join(
+        f"<tr><th>{html.escape(name)}</th>{''.join(f'<td>{_fmt(by[g].get(metric))}</td>' for g in growth)}</tr>"
+        for name, by in rows.items()
+    )
+    return f"<table><tr><th>{html.escape(metric)}</th>{head}</tr>{body}</table>"
+
+
+def drift_html(result: Mapping[str, Any]) -> str:
+    """The `eval drift` report: each metric against growth for every method, the tables, labels and tuning."""
+    growth, k = list(result["growth"]), result["k"]
+    step = 1 / max(len(growth) - 1, 1)
+    ticks = [(i * step, f"{g}×") for i, g in enumerate(growth)]
+    charts, tables = [], []
+    for template in DRIFT_METRICS:
+        metric = template.format(k=k)
+        series = {m: [(i * step, by[g][metric]) for i, g in enumerate(growth)] for m, by in result["results"].items()}
+        low = min([y for points in series.values() for _, y in points] or [0.0])
+        ylim = (max(0.0, (low * 20 // 1) / 20 - 0.05), 1.0)
+        chart = line_chart(series, xlabel="growth (other-label docs × base KB)", ylabel=metric, ylim=ylim, xticks=ticks)
+        charts.append(f"<figure>{chart}<figcaption>{html.escape(metric)}</figcaption></figure>")
+        tables.append(_table(result["results"], growth, metric))
+    ablation = result.get("tuning", {}).get("ablation", {})
+    ablation_table = _table(ablation, growth, f"ndcg@{k}") + _table(ablation, growth, f"recall@{k}") if ablation else ""
+    tuning = {key: v for key, v in result.get("tuning", {}).items() if key != "ablation"}
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>labelgate eval drift</title>
+<style>body{{font-family:sans-serif;margin:2em}}
+table{{border-collapse:collapse;margin:0 1em 1em 0;display:inline-table}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:inline-block;margin:0 1em 1em 0}}
+pre{{background:#f6f6f6;padding:1em}}</style></head><body>
+<h1>labelgate eval drift</h1>
+<p>dataset <code>{html.escape(str(result["dataset"]))}</code>: {result["queries"]} queries ({result["queries_skipped"]}
+skipped, split: {html.escape(result["split"])}), base KB {result["base_docs"]} docs per query, mean KB size
+{html.escape(json.dumps(result["kb_docs"]))}; doc labels from <b>{html.escape(result["doc_label_source"])}</b>; rerank
+weights {html.escape(json.dumps(result["rerank_weights"]))}; wall {result["wall_seconds"]} s.</p>
+<h2>Metrics against growth</h2>{"".join(charts)}
+<h2>Tables</h2>{"".join(tables)}
+<h2>Drift summary</h2><pre>{html.escape(json.dumps(result["drift"], ensure_ascii=False, indent=1))}</pre>
+<h2>Labels</h2><pre>{html.escape(json.dumps(result["labels"], ensure_ascii=False, indent=1))}</pre>
+<h2>Rerank ablation (labelgate)</h2>{ablation_table}
+<pre>{html.escape(json.dumps(tuning, ensure_ascii=False, indent=1))}</pre>
 </body></html>
 """

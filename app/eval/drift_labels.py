@@ -1,0 +1,153 @@
+"""What the drift benchmark knows before it ranks: the voters (trained for the run, or the promoted pair), their labels
+for every query and doc (docs as `labelgate index` labels them), the label accuracy of both, and the retrieval
+embedder's vectors. Computed once per dataset; embeddings are cached on disk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.data import Example, load_examples
+from app.decision import vote
+from app.embedder import load_embedder
+from app.eval.classify import is_multi_label, outputs, predict
+from app.eval.datasets import Row, stratified_take
+from app.eval.retrieval import RetrievalData, doc_examples
+from app.indexing import voter_labeler
+from app.kb import chunk_text
+from app.metrics import gate_metrics
+from app.voters.base import Voter
+from app.voters.encoders import USE_SPEC, DiskCachedEncoder
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.eval.drift import DriftOptions
+
+
+@dataclass
+class Labelled:
+    eligible: np.ndarray  # docs that may enter a KB (the public datasets' training docs may not)
+    doc_labels: list[list[str]]  # expanded labels the filters see (voters' or gold); [] = unlabelled
+    doc_vectors: np.ndarray
+    query_vectors: np.ndarray
+    query_votes: list[dict[str, dict[str, Any]]]  # per query, per voter: probs and accepted labels
+    gate_labels: list[list[str]]  # the voters' mean probabilities decoded (always a label)
+    labelgate_labels: list[list[str]]  # auto: the vote's labels; escalated: the candidates' coarse labels
+    report: dict[str, Any]
+
+
+def training_rows(data: RetrievalData, train_docs: int, seed: int) -> tuple[list[Example], list[Example], set[int]]:
+    """Voter training rows: a labelgate data dir's queries/ splits, else a stratified sample of docs that no query
+    judges (train, then a quarter as many for dev), which then stay out of every KB."""
+    if data.native:
+        return [], [], set()
+    judged = {d for q in data.queries for d in (*q.relevant, *q.hard_negatives)}
+    free: list[Row] = [(str(i), list(data.taxonomy.fine_only(doc.labels)), None) for i, doc in enumerate(data.docs)]
+    free = [row for row in free if data.docs[int(row[0])].id not in judged]
+    train, rest = stratified_take(free, train_docs, seed)
+    dev, _ = stratified_take(rest, max(1, train_docs // 4), seed)
+    pick = {int(row[0]) for row in train + dev}
+    if len(pick) >= len(data.docs):
+        raise ValueError("no docs left for the knowledge bases: lower train_docs")
+    as_rows = doc_examples(data.docs)
+    return [as_rows[int(r[0])] for r in train], [as_rows[int(r[0])] for r in dev], pick
+
+
+def fit_voters(
+    settings: Settings, data: RetrievalData, opt: DriftOptions, cache_dir: Path
+) -> tuple[list[Voter], set[int], dict[str, Any]]:
+    """The promoted pair (`current_voters`), or both voters trained in `opt.mode`; the held-out training docs."""
+    from app.eval.fit import fit_pair
+    from app.voters.store import load_pair
+
+    if opt.current_voters:
+        voters = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
+        return voters, set(), {"voters": "current", "version": voters[0].version}
+    train, dev, held = training_rows(data, opt.train_docs, opt.seed)
+    if data.native:
+        splits = data.root / "queries"
+        train, dev = (load_examples(splits / f"{name}.jsonl", data.taxonomy) for name in ("train", "dev"))
+    pair = fit_pair(settings, train, dev, data.taxonomy, mode=opt.mode, cache_dir=cache_dir)
+    seconds = {name: round(s, 1) for name, s in pair.seconds.items()}
+    trained_on = "queries/ splits" if data.native else "held-out docs"
+    info = {"voters": opt.mode, "trained_on": trained_on, "train_rows": len(train), "dev_rows": len(dev)}
+    info["train_seconds"] = seconds
+    return list(pair.voters), held, info
+
+
+def label_accuracy(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], data: RetrievalData) -> dict[str, Any]:
+    """Exact leaf-set accuracy, share with at least one right leaf label, share left unlabelled."""
+    tax = data.taxonomy
+    pairs = [(set(tax.fine_only(p)), set(tax.fine_only(g))) for p, g in zip(pred, gold, strict=True)]
+    n = max(len(pairs), 1)
+    return {
+        "rows": len(pairs),
+        "exact": round(sum(p == g for p, g in pairs) / n, 4),
+        "any_right": round(sum(bool(p & g) for p, g in pairs) / n, 4),
+        "unlabelled": round(sum(not p for p, _ in pairs) / n, 4),
+    }
+
+
+def label_docs(
+    voters: Sequence[Voter], data: RetrievalData, eligible: np.ndarray, settings: Settings
+) -> list[list[str]]:
+    """Chunk labels from the two voters united per doc — what `labelgate index` stores for an unlabelled doc."""
+    label = voter_labeler(voters, data.taxonomy, settings)
+    owner: list[int] = []  # doc of each chunk
+    flat: list[str] = []
+    for doc in np.flatnonzero(eligible).tolist():
+        for chunk in chunk_text(data.docs[doc].text, settings.chunk_chars):
+            owner.append(doc)
+            flat.append(chunk)
+    united: list[list[str]] = [[] for _ in data.docs]
+    for i, chunk_labels in zip(owner, label(flat) if flat else [], strict=True):
+        united[i] += chunk_labels
+    return [data.taxonomy.expand(labels) for labels in united]
+
+
+def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions, *, cache_dir: Path) -> Labelled:
+    tax = data.taxonomy
+    started = time.perf_counter()
+    voters, held, info = fit_voters(settings, data, opt, cache_dir)
+    eligible = np.array([i not in held for i in range(len(data.docs))], dtype=bool)
+    texts = [q.text for q in data.queries]
+    probs = [voter.probs(texts) for voter in voters]
+    outs = [outputs(voter, p) for voter, p in zip(voters, probs, strict=True)]
+    votes = [
+        vote(a, b, tax, min_margin=settings.vote.min_margin, min_fine_agreement=settings.vote.min_fine_agreement)
+        for a, b in zip(*outs, strict=True)
+    ]
+    multi = is_multi_label([Example(q.text, q.labels) for q in data.queries], tax)
+    gate = predict((probs[0] + probs[1]) / 2, tax, multi_label=multi).labels
+    labelgate = [v.labels if v.decision == "auto" else [x for x in v.candidates if x in tax.coarse_ids] for v in votes]
+    query_votes = [
+        {o.name: {"probs": dict(o.probs), "accepted": o.accepted} for o in pair} for pair in zip(*outs, strict=True)
+    ]
+    gold_q = [list(q.labels) for q in data.queries]
+    if opt.gold_doc_labels:
+        doc_labels = [list(doc.labels) if ok else [] for doc, ok in zip(data.docs, eligible, strict=True)]
+    else:
+        doc_labels = label_docs(voters, data, eligible, settings)
+    labelled_at = time.perf_counter()
+    embedder = DiskCachedEncoder(load_embedder(settings), cache_dir)
+    plain = embedder.spec == USE_SPEC
+    q_prefix, p_prefix = ("", "") if plain else (settings.query_prefix, settings.passage_prefix)
+    doc_vectors = np.zeros((len(data.docs), embedder.dim), dtype=np.float32)
+    keep = np.flatnonzero(eligible)
+    doc_vectors[keep] = embedder.encode([p_prefix + data.docs[i].text for i in keep])
+    query_vectors = embedder.encode([q_prefix + t for t in texts])
+    in_kb = keep.tolist()
+    report = info | {
+        "queries": label_accuracy(gate, gold_q, data),
+        "queries_auto": gate_metrics([v.decision == "auto" for v in votes], [v.labels for v in votes], gold_q),
+        "docs": label_accuracy([doc_labels[i] for i in in_kb], [list(data.docs[i].labels) for i in in_kb], data),
+        "label_seconds": round(labelled_at - started, 1),
+        "embed_seconds": round(time.perf_counter() - labelled_at, 1),
+        "embedder": embedder.spec,
+    }
+    return Labelled(eligible, doc_labels, doc_vectors, query_vectors, query_votes, gate, labelgate, report)

@@ -1,0 +1,140 @@
+"""Retrieval datasets for `labelgate eval drift`: docs.jsonl {"id", "text", "category" or "labels", optional "title"}
+and queries.jsonl {"id", "text", "category" or "labels", "relevant": [doc ids], optional "hard_negatives"} — or a
+labelgate data dir (taxonomy.yaml, kb/docs.jsonl, kb/queries.jsonl, queries/ to train the voters on). Every row is
+validated; an error names the file and line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.data import Example
+from app.errors import DataError
+from app.eval.datasets import Row, taxonomy_doc
+from app.fileio import iter_jsonl
+from app.taxonomy import Label, Taxonomy
+
+
+@dataclass(frozen=True)
+class RDoc:
+    id: str
+    text: str
+    labels: tuple[str, ...]  # gold, expanded with parents
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class RQuery:
+    id: str
+    text: str
+    labels: tuple[str, ...]  # gold, expanded with parents
+    relevant: tuple[str, ...]
+    hard_negatives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetrievalData:
+    docs: list[RDoc]
+    queries: list[RQuery]
+    taxonomy: Taxonomy
+    native: bool  # a labelgate data dir: voters train on its queries/ splits, not on held-out docs
+    root: Path
+
+    def doc_index(self) -> dict[str, int]:
+        return {doc.id: i for i, doc in enumerate(self.docs)}
+
+
+def _string(row: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
+    value = row.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise DataError(f"{where}: {key!r} must be a non-empty string")
+    return value.strip()
+
+
+def _raw_labels(row: dict[str, Any], where: str) -> list[str]:
+    if "labels" in row:
+        labels = row["labels"]
+    elif "category" in row:
+        labels = [row["category"]]
+    else:
+        raise DataError(f"{where}: needs 'category' (a string) or 'labels' (a non-empty list of strings)")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise DataError(f"{where}: 'category' must be a non-empty string, 'labels' a non-empty list of strings")
+    return [x.strip() for x in labels]
+
+
+def _ids(row: dict[str, Any], key: str, where: str, known: dict[str, int], *, required: bool) -> tuple[str, ...]:
+    ids = row.get(key, None if required else [])
+    if not isinstance(ids, list) or (required and not ids) or not all(isinstance(x, str) for x in ids):
+        need = "a non-empty list of doc ids" if required else "a list of doc ids"
+        raise DataError(f"{where}: {key!r} must be {need}")
+    unknown = [x for x in ids if x not in known]
+    if unknown:
+        raise DataError(f"{where}: {key} {unknown[:5]} are not ids in docs.jsonl")
+    return tuple(dict.fromkeys(ids))
+
+
+def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    rows = [(f"{path}:{number}", row) for number, row in iter_jsonl(path)]
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _known(labels: list[str], taxonomy: Taxonomy, where: str) -> tuple[str, ...]:
+    known, unknown = taxonomy.split_known(labels)
+    if unknown:
+        raise DataError(f"{where}: unknown labels {unknown} (taxonomy has {taxonomy.ids})")
+    return tuple(taxonomy.expand(known))
+
+
+def load_retrieval(src: Path) -> RetrievalData:
+    """A public-format retrieval dir (taxonomy built from its categories) or a labelgate data dir (its taxonomy)."""
+    native = (src / "taxonomy.yaml").is_file() and (src / "kb").is_dir()
+    base = src / "kb" if native else src
+    if not src.is_dir():
+        raise DataError(f"{src}: not a directory")
+    for name in ("docs.jsonl", "queries.jsonl"):
+        if not (base / name).is_file():
+            raise DataError(f"{base}: missing {name} (a retrieval dataset needs docs.jsonl and queries.jsonl)")
+    doc_rows, query_rows = _read(base / "docs.jsonl"), _read(base / "queries.jsonl")
+    raw_doc = [_raw_labels(row, where) for where, row in doc_rows]
+    raw_query = [_raw_labels(row, where) for where, row in query_rows]
+    if native:
+        taxonomy = Taxonomy.load(src / "taxonomy.yaml")
+    else:
+        rows: list[Row] = [("", labels, None) for labels in raw_doc + raw_query]
+        taxonomy = Taxonomy(tuple(Label(entry["id"]) for entry in taxonomy_doc(rows, None)["labels"]))
+    docs: list[RDoc] = []
+    seen: dict[str, int] = {}
+    for (where, row), labels in zip(doc_rows, raw_doc, strict=True):
+        doc_id = _string(row, "id", where)
+        if doc_id in seen:
+            raise DataError(f"{where}: duplicate doc id {doc_id!r}")
+        seen[doc_id] = len(docs)
+        title = _string(row, "title", where, required=False)
+        docs.append(RDoc(doc_id, _string(row, "text", where), _known(labels, taxonomy, where), title))
+    queries: list[RQuery] = []
+    query_ids: set[str] = set()
+    for (where, row), labels in zip(query_rows, raw_query, strict=True):
+        query_id = _string(row, "id", where)
+        if query_id in query_ids:
+            raise DataError(f"{where}: duplicate query id {query_id!r}")
+        query_ids.add(query_id)
+        queries.append(
+            RQuery(
+                query_id,
+                _string(row, "text", where),
+                _known(labels, taxonomy, where),
+                _ids(row, "relevant", where, seen, required=True),
+                _ids(row, "hard_negatives", where, seen, required=False),
+            )
+        )
+    return RetrievalData(docs, queries, taxonomy, native, src)
+
+
+def doc_examples(docs: Sequence[RDoc]) -> list[Example]:
+    """Docs as labelled training rows (the public datasets' voters learn the categories from held-out docs)."""
+    return [Example(doc.text, doc.labels) for doc in docs]

@@ -1,0 +1,130 @@
+"""`labelgate eval drift` end to end on a small retrieval dataset with tiny random-init encoders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.errors import ConfigError, DataError
+from app.eval.drift import METHODS, DriftOptions, run_drift_eval
+from app.eval.report import drift_html
+from app.eval.retrieval import load_retrieval
+
+WORDS = {"电池": "电池续航充电耗电", "屏幕": "屏幕碎屏显示触控", "活动": "活动优惠赠送限时"}
+METRICS = ("recall@10", "mrr", "ndcg@10", "purity@10")
+
+
+def write(path: Path, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def dataset(root: Path, per_label: int = 40) -> Path:
+    docs, queries = [], []
+    for c, (label, chars) in enumerate(WORDS.items()):
+        for i in range(per_label):
+            text = "".join(chars[(i * 3 + j) % len(chars)] for j in range(6)) + f"问题{i}"
+            docs.append({"id": f"d{c}-{i}", "text": text, "category": label})
+        for i in range(6):
+            relevant = [f"d{c}-{i}"] + ([f"d{c}-{i + 10}"] if i % 2 else [])
+            queries.append(
+                {
+                    "id": f"q{c}-{i}",
+                    "text": chars[i % 4 : i % 4 + 3] + "怎么办",
+                    "category": label,
+                    "relevant": relevant,
+                    "hard_negatives": [f"d{c}-{i + 20}"],
+                }
+            )
+    write(root / "docs.jsonl", docs)
+    write(root / "queries.jsonl", queries)
+    return root
+
+
+@pytest.fixture()
+def tiny(settings, tiny_encoder_dir):  # type: ignore[no-untyped-def]
+    return settings.model_copy(
+        update={
+            "encoder_a": str(tiny_encoder_dir),
+            "encoder_b": str(tiny_encoder_dir),
+            "train": settings.train.model_copy(update={"epochs_b": 10}),
+        }
+    )
+
+
+OPTIONS = DriftOptions(growth=(0.0, 1.0, 2.0), base_docs=12, train_docs=30, fetch_k=15)
+
+
+def test_drift_reports_every_method_growth_and_metric(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = run_drift_eval(tiny, dataset(tmp_path / "ds"), OPTIONS)
+    assert result["growth"] == ["0", "1", "2"] and result["queries"] + result["queries_skipped"] == 18
+    assert set(result["results"]) == set(METHODS)
+    for by_growth in result["results"].values():
+        assert set(by_growth) == {"0", "1", "2"}
+        for scores in by_growth.values():
+            assert all(0.0 <= scores[m] <= 1.0 for m in METRICS)
+    sizes = [result["kb_docs"][g] for g in ("0", "1", "2")]
+    assert sizes[0] < sizes[1] < sizes[2] and sizes[2] == pytest.approx(3 * sizes[0], rel=0.01)
+    oracle, dense = result["results"]["oracle"], result["results"]["dense"]
+    assert all(oracle[g]["purity@10"] == 1.0 for g in oracle)  # gold filter: only the query's own labels
+    assert dense["0"]["purity@10"] == 1.0 > dense["2"]["purity@10"]  # the base KB has only on-label docs
+    held_out = result["labels"]["train_rows"] + result["labels"]["dev_rows"]  # training docs stay out of every KB
+    assert result["labels"]["docs"]["rows"] == 120 - held_out and held_out >= 30
+    assert set(result["tuning"]["ablation"]) == {"full", "no_label", "no_keyword", "semantic_only"}
+    page = drift_html(result)
+    assert page.count("<svg") == 4 and "2×" in page and "purity@10" in page
+
+
+def test_gold_doc_labels_make_gated_retrieval_as_pure_as_its_query_labels(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    options = DriftOptions(**{**OPTIONS.__dict__, "gold_doc_labels": True})
+    result = run_drift_eval(tiny, dataset(tmp_path / "ds"), options)
+    assert result["doc_label_source"] == "gold" and result["labels"]["docs"]["exact"] == 1.0
+    query_exact = result["labels"]["queries"]["exact"]
+    # every returned doc carries the predicted query label; it is on topic exactly when that label is right
+    assert result["results"]["gated"]["2"]["purity@10"] == pytest.approx(query_exact, abs=1e-4)
+
+
+def test_tuning_picks_weights_on_dev_and_scores_the_rest(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = run_drift_eval(tiny, dataset(tmp_path / "ds"), DriftOptions(**{**OPTIONS.__dict__, "tune": True}))
+    tuning = result["tuning"]
+    assert tuning["dev_queries"] == 6 and result["queries"] + result["queries_skipped"] == 12
+    assert tuning["dev_score"] >= tuning["settings_dev_score"]  # the grid contains weights at least as good
+    assert sum(result["rerank_weights"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_bad_rows_name_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    root = dataset(tmp_path / "ds")
+    lines = (root / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[2]) | {"relevant": ["nope"]}
+    (root / "queries.jsonl").write_text("\n".join([*lines[:2], json.dumps(row), *lines[3:]]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"queries.jsonl:3: relevant \['nope'\] are not ids in docs.jsonl"):
+        load_retrieval(root)
+    (root / "queries.jsonl").write_text('{"id": "q", "text": "x", "category": "电池"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"queries.jsonl:1: 'relevant' must be a non-empty list"):
+        load_retrieval(root)
+    (root / "docs.jsonl").write_text('{"id": "d", "text": " "}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"docs.jsonl:1: needs 'category'"):
+        load_retrieval(root)
+    (root / "docs.jsonl").unlink()
+    with pytest.raises(DataError, match=r"missing docs\.jsonl"):
+        load_retrieval(root)
+
+
+def test_options_are_checked_before_any_work(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for bad in ({"growth": (1.0, 0.0)}, {"growth": (-1.0,)}, {"k": 10, "fetch_k": 5}, {"mode": "huge"}):
+        with pytest.raises(ConfigError):
+            run_drift_eval(tiny, tmp_path / "missing", DriftOptions(**{**OPTIONS.__dict__, **bad}))
+    with pytest.raises(ConfigError, match="current-voters needs a labelgate data dir"):
+        run_drift_eval(tiny, dataset(tmp_path / "ds"), DriftOptions(current_voters=True))
+
+
+def test_cli_errors_exit_2_with_a_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "drift", "--data", str(tmp_path), "--growth", "0,x"])
+    assert result.exit_code == 2 and "growth must be comma-separated numbers" in result.output
+    result = runner.invoke(app, ["eval", "drift", "--data", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "not a directory" in result.output
