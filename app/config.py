@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     passage_prefix: str = "passage: "
     threads: int = Field(2, ge=1, description="torch/BLAS threads")
     chroma_url: str | None = Field(None, description="Chroma server URL; unset = embedded PersistentClient")
+    chroma_timeout: float = Field(10.0, gt=0, description="Chroma server: seconds a request may take")
     collection: str = Field("labelgate-kb", min_length=3)
     top_k: int = Field(3, ge=1, description="docs handed to the answer")
     fetch_k: int = Field(10, ge=1, description="candidates retrieved before rerank")
@@ -114,6 +115,11 @@ class Settings(BaseSettings):
     llm_ctx: int = Field(4096, ge=512, description="context window of the local server")
     llm_start_timeout: float = Field(90.0, gt=0)
     feedback_url: str | None = Field(None, description="SQLAlchemy URL of the feedback store; unset = SQLite in home")
+    database_url: str | None = Field(
+        None,
+        description="postgresql://user:password@host:port/db for checkpoints and the feedback store; unset = SQLite",
+    )
+    database_timeout: float = Field(5.0, gt=0, description="Postgres: seconds to connect or wait for a connection")
     review_token: SecretStr | None = Field(None, description="token of the review web page; unset = a random one a run")
     review_host: str = Field("127.0.0.1", description="`labelgate review serve` bind address")
     review_port: int = Field(8765, ge=1, le=65535, description="`labelgate review serve` port")
@@ -121,10 +127,15 @@ class Settings(BaseSettings):
     rerank: RerankWeights = RerankWeights()
     train: TrainSettings = TrainSettings()
 
-    @field_validator("chroma_url", "llm_base_url", "feedback_url", "review_token", mode="before")
+    @field_validator("chroma_url", "llm_base_url", "feedback_url", "database_url", "review_token", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        return None if value is None else libpq_url(value)
 
     @property
     def voters_dir(self) -> Path:
@@ -140,7 +151,12 @@ class Settings(BaseSettings):
 
     @property
     def feedback_db_url(self) -> str:
-        return self.feedback_url or f"sqlite:///{self.home / 'feedback.sqlite'}"
+        """LABELGATE_FEEDBACK_URL, else the Postgres database of LABELGATE_DATABASE_URL, else SQLite in home."""
+        if self.feedback_url:
+            return self.feedback_url
+        if self.database_url:
+            return sqlalchemy_url(self.database_url)
+        return f"sqlite:///{self.home / 'feedback.sqlite'}"
 
     @property
     def e5_dir(self) -> Path:
@@ -153,6 +169,23 @@ class Settings(BaseSettings):
     @property
     def embedder_id(self) -> str:
         return self.embedder or self.encoder_a_id
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def libpq_url(url: str) -> str:
+    """A Postgres URL as libpq (psycopg, PostgresSaver) reads it: postgresql://…; other databases are refused."""
+    url = url.strip()
+    for scheme in POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql://" + url.removeprefix(scheme)
+    raise ValueError("database_url must be a PostgreSQL URL: postgresql://user:password@host:port/database")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database as SQLAlchemy names it (psycopg 3 driver), so a user writes one URL for every store."""
+    return "postgresql+psycopg://" + libpq_url(url).removeprefix("postgresql://")
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,42 @@ FEEDBACK = sa.Table(
 )
 
 
+def shown_url(url: str) -> str:
+    """A store URL fit for messages: the password masked."""
+    try:
+        return sa.engine.make_url(url).render_as_string()
+    except sa.exc.ArgumentError:
+        return repr(url)
+
+
+class FeedbackStoreError(InputError):
+    """The feedback store cannot be opened or stopped answering; the message names it (password hidden)."""
+
+
+def _store_error(url: str, exc: Exception, what: str = "cannot be opened") -> FeedbackStoreError:
+    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return FeedbackStoreError(
+        f"feedback store {shown_url(url)} {what}: {reason} (check LABELGATE_FEEDBACK_URL / LABELGATE_DATABASE_URL)"
+    )
+
+
+def stored_rows(url: str, *, connect_timeout: float = 10.0) -> int | None:
+    """How many rows the store at `url` holds (None: no feedback table yet), read without creating or migrating
+    anything (`labelgate doctor`); a store that cannot be reached is a FeedbackStoreError."""
+    connect_args = {"connect_timeout": max(1, round(connect_timeout))} if url.startswith("postgresql") else {}
+    try:
+        engine = sa.create_engine(url, connect_args=connect_args)
+        try:
+            if not sa.inspect(engine).has_table("feedback"):
+                return None
+            with engine.connect() as conn:
+                return int(conn.execute(sa.select(sa.func.count()).select_from(FEEDBACK)).scalar_one())
+        finally:
+            engine.dispose()
+    except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
+        raise _store_error(url, exc) from exc
+
+
 @dataclass(frozen=True)
 class Feedback:
     id: int
@@ -50,15 +86,22 @@ class Feedback:
 
 
 class FeedbackStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # a Postgres server that does not answer must not hang startup (libpq waits forever by default)
+        connect_args = {"connect_timeout": max(1, round(connect_timeout))} if url.startswith("postgresql") else {}
+        self.url = url
         try:
-            self.engine = sa.create_engine(url)
+            self.engine = sa.create_engine(url, connect_args=connect_args)
             _meta.create_all(self.engine)
             self._migrate()
         except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
-            raise InputError(f"feedback store {url!r} cannot be opened: {exc}") from exc
+            raise _store_error(url, exc) from exc
+
+    def close(self) -> None:
+        """Release the engine's pooled connections."""
+        self.engine.dispose()
 
     def _migrate(self) -> None:
         """Stores made before `event` existed get the column and its unique index (no rows change)."""
@@ -103,11 +146,16 @@ class FeedbackStore:
                 raise
             with self.engine.connect() as conn:
                 return int(conn.execute(sa.select(FEEDBACK.c.id).where(FEEDBACK.c.event == event)).scalar_one())
+        except sa.exc.OperationalError as exc:  # the server went away after the store was opened
+            raise _store_error(self.url, exc, "stopped answering") from exc
 
     def rows(self, *, sources: Iterable[str] = SOURCES) -> list[Feedback]:
         query = sa.select(FEEDBACK).where(FEEDBACK.c.source.in_(list(sources))).order_by(FEEDBACK.c.id)
-        with self.engine.connect() as conn:
-            return [Feedback(**row._mapping) for row in conn.execute(query)]
+        try:
+            with self.engine.connect() as conn:
+                return [Feedback(**row._mapping) for row in conn.execute(query)]
+        except sa.exc.OperationalError as exc:
+            raise _store_error(self.url, exc, "stopped answering") from exc
 
     def training_examples(self, taxonomy: Taxonomy, *, sources: Iterable[str] = SOURCES) -> list[Example]:
         """The latest confirmed labels per query text; labels no longer in the taxonomy are an error, not a guess."""

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from app.config import PARTITION_EF_SEARCH, Settings
+from app.chroma import KnowledgeBaseError as KnowledgeBaseError  # re-exported: callers import it from here
+from app.chroma import ephemeral_client as ephemeral_client
+from app.chroma import make_client as make_client
+from app.config import PARTITION_EF_SEARCH
 from app.data import Doc
-from app.errors import LabelgateError
 from app.ranking import chunk_partitions
 from app.taxonomy import Taxonomy
 from app.voters.encoders import TextEncoder
@@ -23,36 +25,6 @@ from app.voters.encoders import TextEncoder
 log = logging.getLogger(__name__)
 UNLABELLED = "_unlabelled"
 Labeler = Callable[[Sequence[str]], list[list[str]]]
-
-
-class KnowledgeBaseError(LabelgateError):
-    """Chroma is unreachable or the collection is unusable."""
-
-
-def make_client(settings: Settings) -> Any:
-    """Embedded PersistentClient in the data dir, or an HttpClient when LABELGATE_CHROMA_URL is set."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if settings.chroma_url:
-        from urllib.parse import urlparse
-
-        url = urlparse(settings.chroma_url)
-        return chromadb.HttpClient(
-            host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https", settings=chroma_settings
-        )
-    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
-
-
-def ephemeral_client() -> Any:
-    """An in-memory Chroma (demo side collections, tests). Chroma keeps one per process and refuses a second with
-    other settings, so every caller goes through here."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    return chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
 
 
 def chunk_text(text: str, max_chars: int) -> list[str]:
@@ -152,9 +124,15 @@ class KnowledgeBase:
         query_prefix: str = "query: ",
         passage_prefix: str = "passage: ",
         ef_search: int = PARTITION_EF_SEARCH,
+        create: bool = True,
     ) -> KnowledgeBase:
+        """The KB in collection `name`; with create=False a missing collection is an error (nothing indexed yet)."""
+        from chromadb.errors import NotFoundError
+
         try:
-            collection = open_collection(client, name)
+            collection = open_collection(client, name) if create else client.get_collection(name)
+        except NotFoundError as exc:
+            raise KnowledgeBaseError(f"Chroma collection {name!r} does not exist: run `labelgate index`") from exc
         except Exception as exc:  # chromadb raises many types; all mean the store is unusable
             raise KnowledgeBaseError(f"cannot open Chroma collection {name!r}: {exc}") from exc
         return cls(collection, embedder, query_prefix, passage_prefix, client, ef_search)
@@ -164,6 +142,16 @@ class KnowledgeBase:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embedder.encode([self.query_prefix + text])[0]
+
+    def _query_error(self, exc: Exception) -> KnowledgeBaseError:
+        from chromadb.errors import NotFoundError
+
+        if isinstance(exc, NotFoundError):  # dropped (or the server's data dir changed) while we had it open
+            return KnowledgeBaseError(
+                f"Chroma collection {self.collection.name!r} (or one of its label partitions) no longer exists: "
+                f"run `labelgate index` ({exc})"
+            )
+        return KnowledgeBaseError(f"Chroma query on {self.collection.name!r} failed: {exc}")
 
     def _partition(self, label: str) -> Any:
         if label not in self._parts:
@@ -189,7 +177,7 @@ class KnowledgeBase:
             best = sorted(found, key=found.__getitem__)[:n]
             rows = self.collection.get(ids=best, include=["documents", "metadatas"]) if best else {"ids": []}
         except Exception as exc:
-            raise KnowledgeBaseError(f"Chroma query failed: {exc}") from exc
+            raise self._query_error(exc) from exc
         by_id = {
             cid: (doc, meta)
             for cid, doc, meta in zip(

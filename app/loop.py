@@ -95,10 +95,11 @@ def prepare_workspace(settings: Settings, plan: LoopPlan) -> Settings:
             raise ModelNotBuiltError(f"voter {name} not trained in {settings.voters_dir}: run `labelgate train`")
         shutil.copytree(settings.voters_dir / name / version, root / "home" / "voters" / name / version)
         set_current(root / "home" / "voters", name, version)
-    # the scratch home must not start a second local LLM server: reuse the one the real home runs
+    # the scratch home must not start a second local LLM server: reuse the one the real home runs; its checkpoints
+    # and feedback stay in the scratch home, never in the shared database
     base_url = resolve_base_url(settings)
     update = {"data_dir": data_dir, "home": root / "home", "feedback_url": None, "llm_base_url": base_url}
-    return settings.model_copy(update=update | {"llm_local": False})
+    return settings.model_copy(update=update | {"llm_local": False, "database_url": None})
 
 
 def _probe(assistant: Any, cases: tuple[Example, ...]) -> list[dict[str, Any]]:

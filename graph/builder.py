@@ -8,7 +8,6 @@ START → classify → vote ─auto───────────────
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -16,7 +15,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from app.components import Components, server_components
-from app.config import Settings
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from nodes.answer import Answer
@@ -50,14 +48,6 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_edge("rerank", "answer")
     g.add_conditional_edges("answer", after_answer, ["review", END])
     return g.compile(checkpointer=checkpointer, name="labelgate")
-
-
-def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
-    """The default checkpointer: a SQLite file in the state dir; every review pause survives restarts."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return SqliteSaver(sqlite3.connect(settings.checkpoint_db, check_same_thread=False))
 
 
 async def server_graph() -> CompiledStateGraph:

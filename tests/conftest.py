@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -49,6 +51,51 @@ def chroma_client() -> Iterator[object]:
     from app.kb import ephemeral_client
 
     yield ephemeral_client()  # collections get unique names per test
+
+
+@pytest.fixture(scope="session")
+def chroma_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `chroma run` server for the session (the `chroma` CLI of the installed chromadb), stopped at the end."""
+    from app.testservers import chroma_server
+
+    with chroma_server(tmp_path_factory.mktemp("chroma-server") / "data") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One throwaway PostgreSQL for the session (Debian's package, installed when missing); its superuser URL.
+    Skipped with the reason where it cannot be had, except under LABELGATE_REQUIRE_POSTGRES=1 (CI): then it fails."""
+    from app.testservers import LocalServerError, local_postgres
+
+    with contextlib.ExitStack() as stack:
+        try:
+            if importlib.util.find_spec("psycopg") is None:
+                raise LocalServerError("psycopg is not installed: pip install 'labelgate[postgres]'")
+            url = stack.enter_context(local_postgres())
+        except LocalServerError as exc:
+            if os.environ.get("LABELGATE_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"LABELGATE_REQUIRE_POSTGRES=1 but there is no local PostgreSQL: {exc}")
+            pytest.skip(f"no local PostgreSQL: {exc}")
+        yield url
+
+
+@pytest.fixture()
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh database on the session's server for one test, dropped afterwards."""
+    from app.testservers import create_database, drop_database
+
+    url = create_database(postgres_server)
+    yield url
+    drop_database(postgres_server, url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test settings on each checkpoint/feedback backend: SQLite files in home, or LABELGATE_DATABASE_URL."""
+    if request.param == "sqlite":
+        return settings
+    return settings.model_copy(update={"database_url": request.getfixturevalue("postgres_url")})
 
 
 @pytest.fixture()

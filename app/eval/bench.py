@@ -104,7 +104,7 @@ def bench_graph(
     latency, invoke latency and LangGraph's share of it; then throughput through `Assistant.ask` for each number of
     concurrent callers."""
     from app.api import Assistant
-    from graph.builder import sqlite_checkpointer
+    from app.checkpoints import sqlite_checkpointer
 
     with tempfile.TemporaryDirectory(prefix="labelgate-bench-") as tmp:
         saver_settings = components.settings.model_copy(update={"home": Path(tmp)})

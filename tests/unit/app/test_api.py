@@ -1,11 +1,46 @@
-"""The Python API over the real graph with voter doubles, a tiny encoder and ephemeral Chroma."""
+"""The Python API over the real graph with voter doubles, a tiny encoder and ephemeral Chroma; the pause/resume
+round trip and the feedback store's idempotent recording on each checkpoint backend (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
 
 import pytest
 
 from app.api import Assistant
 from app.errors import InputError, ReviewError
+
+
+@pytest.fixture()
+def stored(components, store_settings) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """The test components on one checkpoint/feedback backend: SQLite files in home, or LABELGATE_DATABASE_URL."""
+    from app.feedback import FeedbackStore
+
+    store = FeedbackStore(store_settings.feedback_db_url)
+    yield dataclasses.replace(components, settings=store_settings, feedback=store)
+    store.close()
+
+
+def test_a_review_pause_survives_a_restart_on_each_backend(stored) -> None:  # type: ignore[no-untyped-def]
+    """Pause, close the Assistant (its SQLite connection or Postgres pool), build a new one from the same settings
+    (what a new process does): it lists the pending review and resumes it; the confirmation lands in the feedback
+    store the settings chose."""
+    with Assistant(stored) as first:
+        paused = first.ask("修好的进度怎么样了")
+        assert paused.pending_review
+    with Assistant(stored) as second:
+        [pending] = second.pending_reviews()
+        assert (pending.thread_id, pending.query) == (paused.thread_id, "修好的进度怎么样了")
+        assert pending.payload["mode"] == "after_answer"
+        done = second.resume(paused.thread_id, labels=["维修进度"], reviewer="carol")
+        assert done.label_source == "human" and done.labels == ["售后", "维修进度"] and not done.pending_review
+        assert second.pending_reviews() == []
+    [row] = stored.feedback.rows()
+    assert (row.thread_id, row.labels, row.reviewer) == (paused.thread_id, ["售后", "维修进度"], "carol")
+    on_postgres = stored.settings.database_url is not None
+    assert stored.feedback.engine.dialect.name == ("postgresql" if on_postgres else "sqlite")
+    assert stored.settings.checkpoint_db.exists() is not on_postgres  # Postgres: no SQLite file was made
 
 
 def test_auto_path_filters_to_after_sales(components) -> None:  # type: ignore[no-untyped-def]
@@ -70,11 +105,10 @@ def test_bad_queries_are_refused(components) -> None:  # type: ignore[no-untyped
         assistant.resume("no-such-thread", labels=["屏幕"], reviewer="bob")
 
 
-def test_a_crash_after_recording_feedback_does_not_double_it(components) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_after_recording_feedback_does_not_double_it(stored) -> None:  # type: ignore[no-untyped-def]
     """The review task records feedback, then dies before its writes reach the checkpoint (as a process killed at that
-    moment would): the thread is still pending, the next resume replays the task, and the store keeps one row."""
-    import dataclasses
-
+    moment would): the thread is still pending, the next resume replays the task, and the store keeps one row — on
+    each backend."""
     from app.feedback import FeedbackStore
 
     class DiesAfterInsert(FeedbackStore):
@@ -87,8 +121,8 @@ def test_a_crash_after_recording_feedback_does_not_double_it(components) -> None
                 raise RuntimeError("simulated crash right after the feedback insert")
             return row_id
 
-    store = DiesAfterInsert(components.settings.feedback_db_url)
-    assistant = Assistant(dataclasses.replace(components, feedback=store))
+    store = DiesAfterInsert(stored.settings.feedback_db_url)
+    assistant = Assistant(dataclasses.replace(stored, feedback=store))
     paused = assistant.ask("你们宣传的和实际不一样")
     with pytest.raises(RuntimeError, match="simulated crash"):
         assistant.resume(paused.thread_id, labels=["虚假宣传"], reviewer="bob")
@@ -101,3 +135,5 @@ def test_a_crash_after_recording_feedback_does_not_double_it(components) -> None
     assistant.ask("你们宣传的和实际不一样", thread_id=paused.thread_id)  # a new turn on the thread is a new event
     assistant.resume(paused.thread_id, labels=["虚假宣传"], reviewer="bob")
     assert len(store.rows()) == 2
+    assistant.close()
+    store.close()

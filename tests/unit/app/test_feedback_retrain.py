@@ -1,4 +1,5 @@
-"""Feedback store, the promotion gate (pure) and rollback over saved versions."""
+"""Feedback store (on SQLite and on PostgreSQL, same tests), the promotion gate (pure) and rollback over saved
+versions."""
 
 from __future__ import annotations
 
@@ -18,8 +19,19 @@ KEYS = ("macro_f1_A", "macro_f1_B", "auto_precision", "auto_coverage")
 scores_st = st.fixed_dictionaries({key: st.floats(0, 1) for key in KEYS})
 
 
-def test_feedback_store_records_exports_and_validates(tmp_path: Path, taxonomy) -> None:  # type: ignore[no-untyped-def]
-    store = FeedbackStore(f"sqlite:///{tmp_path / 'deep' / 'fb.sqlite'}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def feedback_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store's URL: a SQLite file in a directory that does not exist yet, or the one a LABELGATE_DATABASE_URL
+    derives (postgresql:// → postgresql+psycopg://)."""
+    from app.config import Settings
+
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'deep' / 'fb.sqlite'}"
+    return Settings(database_url=request.getfixturevalue("postgres_url")).feedback_db_url
+
+
+def test_feedback_store_records_exports_and_validates(feedback_url: str, tmp_path: Path, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    store = FeedbackStore(feedback_url)
     store.add(thread_id="t1", query="屏幕碎了", labels=["屏幕"], source="human", reviewer="alice")
     store.add(thread_id="t2", query="屏幕碎了", labels=["屏幕", "保修政策"], source="human", reviewer="bob")
     store.add(thread_id="t3", query="双十一优惠", labels=["活动优惠"], source="llm+rules", model_versions={"A": "v1"})
@@ -43,9 +55,46 @@ def test_feedback_store_records_exports_and_validates(tmp_path: Path, taxonomy) 
         store.training_examples(taxonomy)
 
 
+def test_recording_the_same_event_again_keeps_one_row(feedback_url: str) -> None:
+    store = FeedbackStore(feedback_url)
+    row = {"thread_id": "t1", "query": "电池不耐用", "labels": ["电池"], "source": "human", "reviewer": "bob"}
+    first, again = (store.add(**row, event="t1:review:task-1") for _ in range(2))
+    other = store.add(**row, event="t1:review:task-2")
+    assert first == again != other and [r.id for r in store.rows()] == [first, other]
+    assert store.add(**row) != store.add(**row)  # without an event every call is a new row
+    store.close()
+    assert len(FeedbackStore(feedback_url).rows()) == 4  # reopening keeps the rows (and does not migrate twice)
+
+
+def test_a_postgres_store_that_stops_answering_is_a_clear_error(postgres_server: str) -> None:
+    from app.config import sqlalchemy_url
+    from app.feedback import FeedbackStoreError
+    from app.testservers import create_database, drop_database
+
+    url = create_database(postgres_server)
+    store = FeedbackStore(sqlalchemy_url(url), connect_timeout=2)
+    row = {"thread_id": "t1", "query": "电池不耐用", "labels": ["电池"], "source": "human", "reviewer": "bob"}
+    store.add(**row)
+    drop_database(postgres_server, url)
+    for call in (lambda: store.add(**row), store.rows):
+        with pytest.raises(FeedbackStoreError, match=r"stopped answering.*LABELGATE_DATABASE_URL"):
+            call()
+    store.close()
+
+
 def test_feedback_store_rejects_a_bad_url() -> None:
     with pytest.raises(InputError, match="cannot be opened"):
         FeedbackStore("nosuchdb://x")
+
+
+def test_an_unreachable_postgres_feedback_store_is_a_clear_error_without_the_password() -> None:
+    from app.testservers import free_port
+
+    url = f"postgresql+psycopg://alice:s3cret@127.0.0.1:{free_port()}/feedback"
+    shown = r"postgresql\+psycopg://alice:\*\*\*@127\.0\.0\.1:\d+/feedback cannot be opened"
+    with pytest.raises(InputError, match=shown) as err:
+        FeedbackStore(url, connect_timeout=2)
+    assert "s3cret" not in str(err.value)
 
 
 @given(scores_st, scores_st)

@@ -1,9 +1,10 @@
-"""The compiled graph: topology, routing, widening, rerank explanations, review pauses that survive a restart."""
+"""The compiled graph: topology, routing, rerank explanations, invalid resume values (widening is in the retrieval
+contract suite, tests/unit/app/test_kb.py; pauses surviving a restart on each backend in test_api.py)."""
 
 from __future__ import annotations
 
 from app.api import Assistant
-from graph.builder import build_graph, sqlite_checkpointer
+from graph.builder import build_graph
 from graph.routing import after_rules, after_vote
 from nodes.rerank import Rerank
 from nodes.retrieve import Retrieve
@@ -33,20 +34,6 @@ def test_routing_functions() -> None:
     assert after_rules({"route": "review"}) == "review"
 
 
-def test_retrieve_widens_fine_to_coarse_to_none(components) -> None:  # type: ignore[no-untyped-def]
-    retrieve = Retrieve(components.kb, components.taxonomy, top_k=3, fetch_k=6)
-    exact = retrieve({"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []})
-    assert {d["doc_id"] for d in exact["docs"]} == {"D1", "D2", "D3"} and exact["widened"] is False
-    assert exact["filter_used"]["stage"] == "fine"
-    wide = retrieve({"query": "以旧换新", "labels": ["销售", "以旧换新"], "reasons": []})
-    ids = [d["doc_id"] for d in wide["docs"]]
-    assert ids[0] == "D4" and {"D5", "D6"} <= set(ids)  # fine stage found only D4; coarse 销售 adds D5, D6
-    assert wide["widened"] and wide["filter_used"]["widened_to"] == "coarse"
-    assert "widened_to:coarse" in wide["reasons"]
-    nothing = retrieve({"query": "投诉", "labels": ["投诉", "服务态度"], "reasons": []})
-    assert len(nothing["docs"]) >= 3 and nothing["filter_used"]["widened_to"] == "none"
-
-
 def test_rerank_explains_every_score(components) -> None:  # type: ignore[no-untyped-def]
     retrieve = Retrieve(components.kb, components.taxonomy, top_k=3, fetch_k=6)
     state = {"query": "屏幕保修", "labels": ["售后", "屏幕", "保修政策"], "reasons": [], "votes": {}}
@@ -56,17 +43,6 @@ def test_rerank_explains_every_score(components) -> None:  # type: ignore[no-unt
     for doc in ranked:
         assert set(doc["scores"]) == {"semantic", "semantic_norm", "label", "keyword", "fused"}
     assert ranked[0]["scores"]["fused"] >= ranked[1]["scores"]["fused"]
-
-
-def test_review_pause_survives_restart(components) -> None:  # type: ignore[no-untyped-def]
-    first = Assistant(components, checkpointer=sqlite_checkpointer(components.settings))
-    paused = first.ask("修好的进度怎么样了")
-    assert paused.pending_review
-    first.checkpointer.conn.close()  # type: ignore[attr-defined]
-    second = Assistant(components, checkpointer=sqlite_checkpointer(components.settings))  # same file, new connection
-    assert [p.thread_id for p in second.pending_reviews()] == [paused.thread_id]
-    done = second.resume(paused.thread_id, labels=["维修进度"], reviewer="carol")
-    assert done.label_source == "human" and not done.pending_review
 
 
 def test_invalid_resume_value_pauses_again(components) -> None:  # type: ignore[no-untyped-def]
