@@ -74,6 +74,27 @@ class RerankWeights(BaseModel):
     keyword: float = Field(0.1, ge=0)
 
 
+class MonitorSettings(BaseModel):
+    """The decision log and `labelgate report`'s drift alarms (see app/monitor/stats.py)."""
+
+    query_chars: int = Field(500, ge=0, description="characters of each query kept in the decision log")
+    recent_hours: float = Field(
+        24.0, gt=0, description="the report's recent window (at most half its range), compared with the rest"
+    )
+    max_label_shift: float = Field(
+        0.2, ge=0, le=1, description="alarm: Jensen–Shannon distance (base 2) of the label mix, recent vs baseline"
+    )
+    max_escalation_delta: float = Field(
+        0.1, ge=0, le=1, description="alarm: change of the escalation rate, recent vs baseline (absolute)"
+    )
+    alarm_p: float = Field(
+        0.01, gt=0, le=1, description="alarm only when a change this large is this unlikely by chance (p-value)"
+    )
+    min_queries: int = Field(50, ge=1, description="queries each window needs before an alarm can fire")
+    low_confidence: float = Field(0.6, ge=0, le=1, description="a query whose gate confidence is below is low")
+    slowest: int = Field(10, ge=0, description="slowest queries listed in the report")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Env: LABELGATE_<FIELD>, nested with __ (LABELGATE_VOTE__MIN_MARGIN)."""
 
@@ -117,13 +138,21 @@ class Settings(BaseSettings):
     review_token: SecretStr | None = Field(None, description="token of the review web page; unset = a random one a run")
     review_host: str = Field("127.0.0.1", description="`labelgate review serve` bind address")
     review_port: int = Field(8765, ge=1, le=65535, description="`labelgate review serve` port")
+    decision_log: bool = Field(True, description="log every graph run for `labelgate report`; false = off")
+    decision_log_url: str | None = Field(None, description="SQLAlchemy URL of the decision log; unset = SQLite in home")
     vote: VoteSettings = VoteSettings()
     rerank: RerankWeights = RerankWeights()
     train: TrainSettings = TrainSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     @field_validator("chroma_url", "llm_base_url", "feedback_url", "review_token", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("decision_log_url", mode="before")
+    @classmethod
+    def _blank_log_url_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @property
@@ -153,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def embedder_id(self) -> str:
         return self.embedder or self.encoder_a_id
+
+    @property
+    def decision_log_db_url(self) -> str:
+        return self.decision_log_url or f"sqlite:///{self.home / 'decisions.sqlite'}"
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

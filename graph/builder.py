@@ -17,6 +17,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from app.components import Components, server_components
 from app.config import Settings
+from app.monitor.recorder import record_decisions
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from nodes.answer import Answer
@@ -49,7 +50,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_edge("retrieve", "rerank")
     g.add_edge("rerank", "answer")
     g.add_conditional_edges("answer", after_answer, ["review", END])
-    return g.compile(checkpointer=checkpointer, name="labelgate")
+    return record_decisions(g.compile(checkpointer=checkpointer, name="labelgate"), c)
 
 
 def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
