@@ -15,6 +15,7 @@ from app.cli_common import print_json as _print_json
 from app.cli_common import run as _run
 from app.cli_common import settings as _settings
 from app.cli_eval import eval_app
+from app.cli_monitor import report_command
 from app.cli_ops import bench_app, feedback_app, llm_app, register
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labelgate: label-gated RAG against semantic drift")
@@ -27,6 +28,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(llm_app, name="llm")
 app.add_typer(feedback_app, name="feedback")
 register(app, models_app)
+app.command("report")(report_command)
 
 
 @app.callback()

@@ -72,7 +72,7 @@ def eval_drift(
 ) -> None:
     """Grow each query's knowledge base with other-label docs; score dense, gated, oracle and labelgate retrieval."""
     from app.eval.drift import DriftOptions, run_drift_eval
-    from app.eval.report import drift_html
+    from app.eval.drift_report import drift_html
 
     options = DriftOptions(
         growth=_growth(growth),

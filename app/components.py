@@ -16,6 +16,7 @@ from app.embedder import load_embedder, open_kb, shared_encoders
 from app.feedback import FeedbackStore
 from app.kb import KnowledgeBase, make_client
 from app.llm import make_chat_model
+from app.monitor.store import DecisionLog
 from app.rules import RuleSet
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
@@ -32,6 +33,7 @@ class Components:
     kb: KnowledgeBase
     llm: BaseChatModel | None
     feedback: FeedbackStore | None = None
+    decisions: DecisionLog | None = None  # the decision log every graph run is recorded in (None: off)
 
     @classmethod
     def load(cls, settings: Settings, *, client: Any = None) -> Components:
@@ -55,7 +57,8 @@ class Components:
             torch.set_num_threads(settings.threads)
         rules = RuleSet.load(data.rules, taxonomy)
         feedback = FeedbackStore(settings.feedback_db_url)
-        return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback)
+        decisions = DecisionLog(settings.decision_log_db_url) if settings.decision_log else None
+        return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback, decisions)
 
 
 @functools.cache

@@ -74,6 +74,27 @@ class RerankWeights(BaseModel):
     keyword: float = Field(0.1, ge=0)
 
 
+class MonitorSettings(BaseModel):
+    """The decision log and `labelgate report`'s drift alarms (see app/monitor/stats.py)."""
+
+    query_chars: int = Field(500, ge=0, description="characters of each query kept in the decision log")
+    recent_hours: float = Field(
+        24.0, gt=0, description="the report's recent window (at most half its range), compared with the rest"
+    )
+    max_label_shift: float = Field(
+        0.2, ge=0, le=1, description="alarm: Jensen–Shannon distance (base 2) of the label mix, recent vs baseline"
+    )
+    max_escalation_delta: float = Field(
+        0.1, ge=0, le=1, description="alarm: change of the escalation rate, recent vs baseline (absolute)"
+    )
+    alarm_p: float = Field(
+        0.01, gt=0, le=1, description="alarm only when a change this large is this unlikely by chance (p-value)"
+    )
+    min_queries: int = Field(50, ge=1, description="queries each window needs before an alarm can fire")
+    low_confidence: float = Field(0.6, ge=0, le=1, description="a query whose gate confidence is below is low")
+    slowest: int = Field(10, ge=0, description="slowest queries listed in the report")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Env: LABELGATE_<FIELD>, nested with __ (LABELGATE_VOTE__MIN_MARGIN)."""
 
@@ -123,11 +144,16 @@ class Settings(BaseSettings):
     review_token: SecretStr | None = Field(None, description="token of the review web page; unset = a random one a run")
     review_host: str = Field("127.0.0.1", description="`labelgate review serve` bind address")
     review_port: int = Field(8765, ge=1, le=65535, description="`labelgate review serve` port")
+    decision_log: bool = Field(True, description="log every graph run for `labelgate report`; false = off")
+    decision_log_url: str | None = Field(None, description="SQLAlchemy URL of the decision log; unset = SQLite in home")
     vote: VoteSettings = VoteSettings()
     rerank: RerankWeights = RerankWeights()
     train: TrainSettings = TrainSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
-    @field_validator("chroma_url", "llm_base_url", "feedback_url", "database_url", "review_token", mode="before")
+    @field_validator(
+        "chroma_url", "llm_base_url", "feedback_url", "database_url", "decision_log_url", "review_token", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -149,14 +175,21 @@ class Settings(BaseSettings):
     def checkpoint_db(self) -> Path:
         return self.home / "checkpoints.sqlite"
 
-    @property
-    def feedback_db_url(self) -> str:
-        """LABELGATE_FEEDBACK_URL, else the Postgres database of LABELGATE_DATABASE_URL, else SQLite in home."""
-        if self.feedback_url:
-            return self.feedback_url
+    def _store_url(self, own: str | None, sqlite_file: str) -> str:
+        """A store's own URL, else the Postgres database of LABELGATE_DATABASE_URL, else a SQLite file in home."""
+        if own:
+            return own
         if self.database_url:
             return sqlalchemy_url(self.database_url)
-        return f"sqlite:///{self.home / 'feedback.sqlite'}"
+        return f"sqlite:///{self.home / sqlite_file}"
+
+    @property
+    def feedback_db_url(self) -> str:
+        return self._store_url(self.feedback_url, "feedback.sqlite")
+
+    @property
+    def decision_log_db_url(self) -> str:
+        return self._store_url(self.decision_log_url, "decisions.sqlite")
 
     @property
     def e5_dir(self) -> Path:

@@ -15,6 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from app.components import Components, server_components
+from app.monitor.recorder import record_decisions
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from nodes.answer import Answer
@@ -47,7 +48,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_edge("retrieve", "rerank")
     g.add_edge("rerank", "answer")
     g.add_conditional_edges("answer", after_answer, ["review", END])
-    return g.compile(checkpointer=checkpointer, name="labelgate")
+    return record_decisions(g.compile(checkpointer=checkpointer, name="labelgate"), c)
 
 
 async def server_graph() -> CompiledStateGraph:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -18,6 +19,10 @@ os.environ["LANGSMITH_TRACING"] = "false"
 
 from app.config import Settings
 from app.taxonomy import Taxonomy
+
+# Property tests run on 2 shared CPU cores in CI: a slow example is not a failure (time limits live in benchmarks).
+hypothesis_settings.register_profile("labelgate", deadline=None)
+hypothesis_settings.load_profile("labelgate")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,63 +1,182 @@
-"""A self-contained HTML report (inline SVG, no plotting library, no network) of an evaluation's JSON."""
+"""Self-contained HTML reports (inline SVG, no plotting library, no network): the chart helpers, and the report of
+`eval classify`'s JSON (`labelgate report` draws with the same helpers)."""
 
 from __future__ import annotations
 
 import html
-import json
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 W, H, PAD = 420, 300, 44
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+COLORS = (
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A chart's plotting area: the data ranges mapped onto a width × height SVG inside PAD margins."""
+
+    xlim: tuple[float, float] = (0.0, 1.0)
+    ylim: tuple[float, float] = (0.0, 1.0)
+    width: int = W
+    height: int = H
+
+    def x(self, v: float) -> float:
+        lo, hi = self.xlim
+        return PAD + (v - lo) / ((hi - lo) or 1.0) * (self.width - 2 * PAD)
+
+    def y(self, v: float) -> float:
+        lo, hi = self.ylim
+        return self.height - PAD - (v - lo) / ((hi - lo) or 1.0) * (self.height - 2 * PAD)
 
 
 def _x(v: float, lo: float, hi: float) -> float:
-    return PAD + (v - lo) / ((hi - lo) or 1.0) * (W - 2 * PAD)
+    return Frame(xlim=(lo, hi)).x(v)
 
 
 def _y(v: float, lo: float, hi: float) -> float:
-    return H - PAD - (v - lo) / ((hi - lo) or 1.0) * (H - 2 * PAD)
+    return Frame(ylim=(lo, hi)).y(v)
 
 
 def _axes(
-    xlabel: str, ylabel: str, ylim: tuple[float, float], xticks: Sequence[tuple[float, str]] | None = None
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float],
+    *,
+    frame: Frame | None = None,
+    xticks: Sequence[tuple[float, str]] | None = None,
+    yfmt: str = "{:.2f}",
 ) -> list[str]:
-    lo, hi = ylim
-    ticks = xticks if xticks is not None else [(i / 4, f"{i / 4:.2f}") for i in range(5)]
+    f = frame or Frame(ylim=ylim)
+    (xlo, xhi), (lo, hi) = f.xlim, f.ylim
+    w, h = f.width, f.height
     parts = [
-        f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - PAD}" y2="{H - PAD}" stroke="#333"/>',
-        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{H - PAD}" stroke="#333"/>',
-        f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">{html.escape(xlabel)}</text>',
-        f'<text x="12" y="{H / 2}" transform="rotate(-90 12 {H / 2})" text-anchor="middle">'
+        f'<line x1="{PAD}" y1="{h - PAD}" x2="{w - PAD}" y2="{h - PAD}" stroke="#333"/>',
+        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{h - PAD}" stroke="#333"/>',
+        f'<text x="{w / 2}" y="{h - 8}" text-anchor="middle">{html.escape(xlabel)}</text>',
+        f'<text x="12" y="{h / 2}" transform="rotate(-90 12 {h / 2})" text-anchor="middle">'
         f"{html.escape(ylabel)}</text>",
     ]
-    for fx, name in ticks:
-        parts.append(f'<text x="{_x(fx, 0, 1):.1f}" y="{H - PAD + 14}" text-anchor="middle">{html.escape(name)}</text>')
+    ticks = (
+        xticks
+        if xticks is not None
+        else [(xlo + (xhi - xlo) * i / 4, f"{xlo + (xhi - xlo) * i / 4:.2f}") for i in range(5)]
+    )
+    for fx, label in ticks:
+        parts.append(f'<text x="{f.x(fx):.1f}" y="{h - PAD + 14}" text-anchor="middle">{html.escape(label)}</text>')
     for i in range(5):
         fy = lo + (hi - lo) * i / 4
-        parts.append(f'<text x="{PAD - 4}" y="{_y(fy, lo, hi) + 4:.1f}" text-anchor="end">{fy:.2f}</text>')
+        parts.append(f'<text x="{PAD - 4}" y="{f.y(fy) + 4:.1f}" text-anchor="end">{yfmt.format(fy)}</text>')
     return parts
 
 
+def nice_top(value: float) -> float:
+    """The smallest axis top ≥ value whose quarter ticks are round numbers (33 → 40, 2155 → 2400)."""
+    if value <= 0:
+        return 1.0
+    step = value / 4
+    magnitude = 10 ** math.floor(math.log10(step))
+    return 4 * next(m * magnitude for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * magnitude >= step * (1 - 1e-9))
+
+
+def _legend(names: Sequence[str], frame: Frame) -> list[str]:
+    return [
+        f'<text x="{frame.width - PAD - 4}" y="{PAD + 14 * i}" text-anchor="end" fill="{COLORS[i % len(COLORS)]}">'
+        f"{html.escape(name)}</text>"
+        for i, name in enumerate(names)
+    ]
+
+
+def _band(frame: Frame, band: tuple[float, float] | None, label: str) -> list[str]:
+    """A shaded x range (e.g. the recent window) behind the data."""
+    if band is None:
+        return []
+    x0, x1 = frame.x(band[0]), frame.x(band[1])
+    return [
+        f'<rect x="{x0:.1f}" y="{PAD}" width="{max(x1 - x0, 0):.1f}" height="{frame.height - 2 * PAD}" fill="#fff3c4">'
+        f"<title>{html.escape(label)}</title></rect>"
+    ]
+
+
 def line_chart(
-    series: Mapping[str, Sequence[tuple[float, float]]],
+    series: Mapping[str, Sequence[tuple[float, float | None]]],
     *,
     xlabel: str,
     ylabel: str,
     ylim: tuple[float, float] = (0, 1),
+    xlim: tuple[float, float] = (0, 1),
     xticks: Sequence[tuple[float, str]] | None = None,
+    width: int = W,
+    height: int = H,
+    yfmt: str = "{:.2f}",
+    band: tuple[float, float] | None = None,
+    band_label: str = "",
+    legend: bool = True,
 ) -> str:
-    """Lines over x in [0, 1], one per named series, with a legend (x ticks at quarters unless given)."""
+    """Lines over x in xlim ([0, 1] by default), one per named series, with a legend; a None y leaves a gap (a lone
+    point between gaps is a dot). `band` is a shaded x range; legend=False leaves the legend to the page (series
+    take COLORS in order)."""
     lo, hi = ylim
-    parts = _axes(xlabel, ylabel, ylim, xticks)
-    for i, (name, points) in enumerate(series.items()):
+    frame = Frame(xlim=xlim, ylim=ylim, width=width, height=height)
+    parts = _band(frame, band, band_label) + _axes(xlabel, ylabel, ylim, frame=frame, xticks=xticks, yfmt=yfmt)
+    for i, points in enumerate(series.values()):
         color = COLORS[i % len(COLORS)]
-        path = " ".join(f"{_x(x, 0, 1):.1f},{_y(min(max(y, lo), hi), lo, hi):.1f}" for x, y in points)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
-        parts.append(
-            f'<text x="{W - PAD - 4}" y="{PAD + 14 * i}" text-anchor="end" fill="{color}">{html.escape(name)}</text>'
-        )
-    return _svg(parts)
+        segments: list[list[tuple[float, float]]] = [[]]
+        for x, y in points:
+            if y is None:
+                segments.append([])
+            else:
+                segments[-1].append((frame.x(x), frame.y(min(max(y, lo), hi))))
+        for segment in segments:
+            if len(segment) == 1:
+                parts.append(f'<circle cx="{segment[0][0]:.1f}" cy="{segment[0][1]:.1f}" r="2.5" fill="{color}"/>')
+            elif segment:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in segment)
+                parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+    return _svg(parts + (_legend(list(series), frame) if legend else []), width=width, height=height)
+
+
+def stacked_bars(
+    stacks: Mapping[str, Sequence[float]],
+    *,
+    xlabels: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float] | None = None,
+    width: int = W,
+    height: int = H,
+    yfmt: str = "{:.0f}",
+    band: tuple[float, float] | None = None,
+    band_label: str = "",
+    legend: bool = True,
+) -> str:
+    """One bar per x label (bar i spans x in [i, i + 1]), the named series stacked bottom up, with a legend and an
+    optional shaded x range; at most ~8 x labels are written, evenly spaced."""
+    n = len(xlabels)
+    totals = [sum(values[i] for values in stacks.values()) for i in range(n)]
+    top = ylim or (0.0, nice_top(max([*totals, 1.0])))
+    frame = Frame(xlim=(0, max(n, 1)), ylim=top, width=width, height=height)
+    step = max(1, -(-n // 8))
+    ticks = [(i + 0.5, xlabels[i]) for i in range(0, n, step)]
+    parts = _band(frame, band, band_label) + _axes(xlabel, ylabel, top, frame=frame, xticks=ticks, yfmt=yfmt)
+    for i in range(n):
+        base = 0.0
+        for j, (name, values) in enumerate(stacks.items()):
+            value = values[i]
+            if value <= 0:
+                continue
+            y0, y1 = frame.y(min(base + value, top[1])), frame.y(min(base, top[1]))
+            x0, x1 = frame.x(i + 0.1), frame.x(i + 0.9)
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{max(y1 - y0, 0):.1f}" '
+                f'fill="{COLORS[j % len(COLORS)]}"><title>{html.escape(xlabels[i])} {html.escape(name)}: '
+                f"{value:g}</title></rect>"
+            )
+            base += value
+    return _svg(parts + (_legend(list(stacks), frame) if legend else []), width=width, height=height)
 
 
 def reliability_chart(bins: Sequence[Mapping[str, float]]) -> str:
@@ -77,10 +196,10 @@ def reliability_chart(bins: Sequence[Mapping[str, float]]) -> str:
     return _svg(parts)
 
 
-def _svg(parts: list[str]) -> str:
+def _svg(parts: list[str], *, width: int = W, height: int = H) -> str:
     body = "".join(parts)
     style = 'font-size="11" font-family="sans-serif"'
-    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" {style}>{body}</svg>'
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" {style}>{body}</svg>'
 
 
 def confusion_table(worst: Sequence[Mapping[str, Any]]) -> str:
@@ -147,54 +266,5 @@ coverage {_fmt(sel.get("coverage"))}, precision {_fmt(sel.get("precision"))}.</p
 <h2>Risk–coverage</h2><figure>{risk}</figure>
 <h2>Reliability diagrams</h2>{diagrams}
 <h2>Worst labels and their confusions (gate)</h2>{confusion_table(result["worst_labels"])}
-</body></html>
-"""
-
-
-DRIFT_METRICS = ("recall@{k}", "mrr", "ndcg@{k}", "purity@{k}")
-
-
-def _table(rows: Mapping[str, Mapping[str, Mapping[str, float]]], growth: Sequence[str], metric: str) -> str:
-    head = "".join(f"<th>{html.escape(g)}×</th>" for g in growth)
-    body = "".join(
-        f"<tr><th>{html.escape(name)}</th>{''.join(f'<td>{_fmt(by[g].get(metric))}</td>' for g in growth)}</tr>"
-        for name, by in rows.items()
-    )
-    return f"<table><tr><th>{html.escape(metric)}</th>{head}</tr>{body}</table>"
-
-
-def drift_html(result: Mapping[str, Any]) -> str:
-    """The `eval drift` report: each metric against growth for every method, the tables, labels and tuning."""
-    growth, k = list(result["growth"]), result["k"]
-    step = 1 / max(len(growth) - 1, 1)
-    ticks = [(i * step, f"{g}×") for i, g in enumerate(growth)]
-    charts, tables = [], []
-    for template in DRIFT_METRICS:
-        metric = template.format(k=k)
-        series = {m: [(i * step, by[g][metric]) for i, g in enumerate(growth)] for m, by in result["results"].items()}
-        low = min([y for points in series.values() for _, y in points] or [0.0])
-        ylim = (max(0.0, (low * 20 // 1) / 20 - 0.05), 1.0)
-        chart = line_chart(series, xlabel="growth (other-label docs × base KB)", ylabel=metric, ylim=ylim, xticks=ticks)
-        charts.append(f"<figure>{chart}<figcaption>{html.escape(metric)}</figcaption></figure>")
-        tables.append(_table(result["results"], growth, metric))
-    ablation = result.get("tuning", {}).get("ablation", {})
-    ablation_table = _table(ablation, growth, f"ndcg@{k}") + _table(ablation, growth, f"recall@{k}") if ablation else ""
-    tuning = {key: v for key, v in result.get("tuning", {}).items() if key != "ablation"}
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>labelgate eval drift</title>
-<style>body{{font-family:sans-serif;margin:2em}}
-table{{border-collapse:collapse;margin:0 1em 1em 0;display:inline-table}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:inline-block;margin:0 1em 1em 0}}
-pre{{background:#f6f6f6;padding:1em}}</style></head><body>
-<h1>labelgate eval drift</h1>
-<p>dataset <code>{html.escape(str(result["dataset"]))}</code>: {result["queries"]} queries ({result["queries_skipped"]}
-skipped, split: {html.escape(result["split"])}), base KB {result["base_docs"]} docs per query, mean KB size
-{html.escape(json.dumps(result["kb_docs"]))}; doc labels from <b>{html.escape(result["doc_label_source"])}</b>; rerank
-weights {html.escape(json.dumps(result["rerank_weights"]))}; wall {result["wall_seconds"]} s.</p>
-<h2>Metrics against growth</h2>{"".join(charts)}
-<h2>Tables</h2>{"".join(tables)}
-<h2>Drift summary</h2><pre>{html.escape(json.dumps(result["drift"], ensure_ascii=False, indent=1))}</pre>
-<h2>Labels</h2><pre>{html.escape(json.dumps(result["labels"], ensure_ascii=False, indent=1))}</pre>
-<h2>Rerank ablation (labelgate)</h2>{ablation_table}
-<pre>{html.escape(json.dumps(tuning, ensure_ascii=False, indent=1))}</pre>
 </body></html>
 """

@@ -19,7 +19,12 @@ TOKEN = "server-test-token"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def decisions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("log") / "decisions.sqlite"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, decisions: Path) -> Iterator[str]:
     if not (ROOT / ".labelgate" / "voters" / "A" / "CURRENT").is_file():
         pytest.skip("voters not trained: run `make train index` first")
     with socket.socket() as sock:
@@ -32,6 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "LABELGATE_LLM_LOCAL": "false",  # no LLM → the review pause is certain
         "LABELGATE_LLM_BASE_URL": "",
         "LABELGATE_FEEDBACK_URL": f"sqlite:///{tmp_path_factory.mktemp('fb') / 'feedback.sqlite'}",
+        "LABELGATE_DECISION_LOG_URL": f"sqlite:///{decisions}",
     }
     log = tmp_path_factory.mktemp("lgdev") / "server.log"
     cmd = [str(Path(sys.executable).parent / "langgraph"), "dev", "--no-browser", "--no-reload", "--port", str(port)]
@@ -75,3 +81,27 @@ def test_review_routes_resolve_a_server_thread(server: str) -> None:
     assert set(done["labels"]) == {"售后", "屏幕", "保修政策"}
     assert done["label_source"] == "human" and not done["pending_review"]
     assert client.threads.get(thread["thread_id"])["status"] == "idle"
+
+
+def test_server_runs_land_in_the_decision_log(server: str, decisions: Path) -> None:
+    """Runs in the LangGraph server (its own checkpointer, astream) are logged by the recorder bound in build_graph."""
+    from langgraph_sdk import get_sync_client
+
+    from app.monitor.store import DecisionLog
+
+    client = get_sync_client(url=server, api_key=None)
+    thread = client.threads.create()["thread_id"]
+    client.runs.wait(thread, "labelgate", input={"query": "电池不耐用"})
+    command = {"resume": {"labels": ["电池"], "reviewer": "server-test"}}
+    client.runs.wait(thread, "labelgate", command=command)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10  # the server's writer thread commits in the background
+    while True:
+        store = DecisionLog(f"sqlite:///{decisions}", create=False)
+        rows = [r for r in store.rows(since=0, until=time.time() + 1) if r.thread_id == thread]
+        store.close()
+        if len(rows) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(r.kind, r.pending_review) for r in rows] == [("ask", True), ("resume", False)]
+    assert rows[0].decision == "escalate" and rows[1].reviewer == "server-test" and rows[1].label_source == "human"
+    assert rows[0].model_versions.keys() >= {"A", "B"} and rows[0].latency_ms > 0

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.errors import ConfigError, DataError
 from app.eval.drift import METHODS, DriftOptions, run_drift_eval
-from app.eval.report import drift_html
+from app.eval.drift_report import drift_html
 from app.eval.retrieval import load_retrieval
 
 WORDS = {"电池": "电池续航充电耗电", "屏幕": "屏幕碎屏显示触控", "活动": "活动优惠赠送限时"}
