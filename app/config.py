@@ -48,6 +48,9 @@ class TrainSettings(BaseModel):
     target_precision: float = Field(0.9, gt=0, le=1, description="per-label threshold target on dev")
     threshold_floor: float = Field(0.3, ge=0, le=1, description="lowest per-label threshold calibration may pick")
     threshold_ceiling: float = Field(0.8, ge=0, le=1, description="highest per-label threshold calibration may pick")
+    doc_rows: int = Field(
+        2000, ge=0, description="labelled KB doc chunks added to the voters' training rows (a random sample; 0 = none)"
+    )
     feedback_repeat: int = Field(
         3, ge=1, le=20, description="retrain: each confirmed feedback row counts this many times (they are hard cases)"
     )

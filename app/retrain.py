@@ -62,7 +62,12 @@ def retrain(settings: Settings) -> dict[str, Any]:
     return {
         "feedback_rows": len(feedback),
         "current": {"version": before_version, "test": current},
-        "candidate": {"version": report["version"], "test": candidate, "train_rows": report["train_rows"]},
+        "candidate": {
+            "version": report["version"],
+            "test": candidate,
+            "train_rows": report["train_rows"],
+            "doc_rows": report["doc_rows"],
+        },
         "comparison": comparison,
         "promoted": promoted,
         "now_current": report["version"] if promoted else before_version,

@@ -118,7 +118,9 @@ def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch)
     assert retrained["feedback_rows"] == 1 and len(retrained["comparison"]) == 4
     train_texts = {t for texts in ROWS.values() for t in texts}
     repeat = TrainSettings().feedback_repeat  # feedback replaces the training row with its text, counted `repeat` times
-    assert retrained["candidate"]["train_rows"] == len(train_texts - {"屏幕裂了"}) + repeat
+    docs = len(SEED_DOCS)  # the labelled KB docs (one chunk each) are training rows too; the unlabelled U1 is not
+    assert retrained["candidate"]["doc_rows"] == docs
+    assert retrained["candidate"]["train_rows"] == len(train_texts - {"屏幕裂了"}) + repeat + docs
     code, out = run("models", "rollback")
     if retrained["promoted"]:
         assert code == 0 and f"→ {retrained['current']['version']}" in out, out

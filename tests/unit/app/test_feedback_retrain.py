@@ -152,3 +152,20 @@ def test_an_older_feedback_store_is_migrated_in_place(tmp_path: Path) -> None:
     first, again = (store.add(**row, event="t1:review:x") for _ in range(2))
     assert first == again and len(store.rows()) == 2
     assert len(FeedbackStore(f"sqlite:///{path}").rows()) == 2  # reopening does not migrate twice
+
+
+def test_labelled_kb_docs_become_chunked_training_rows_up_to_the_limit(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    from app.data import Doc
+    from app.training import doc_rows
+
+    docs = [
+        Doc("a", "屏幕碎了可以免费换。" * 3, ("售后", "屏幕")),
+        Doc("b", "活动期间以旧换新补贴。", ("销售", "以旧换新")),
+        Doc("c", "没有标签的文档。"),
+    ]
+    rows = doc_rows(docs, chunk_chars=12, limit=100, seed=0)
+    assert [r.labels for r in rows] == [("售后", "屏幕")] * 3 + [("销售", "以旧换新")]  # chunked; unlabelled skipped
+    assert all(len(r.text) <= 12 for r in rows)
+    sample = doc_rows(docs, chunk_chars=12, limit=2, seed=0)
+    assert len(sample) == 2 and set(sample) <= set(rows) and sample == doc_rows(docs, chunk_chars=12, limit=2, seed=0)
+    assert doc_rows(docs, chunk_chars=12, limit=0, seed=0) == []
