@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,8 @@ def load_examples(path: Path, taxonomy: Taxonomy) -> list[Example]:
     return examples
 
 
-def load_docs(path: Path, taxonomy: Taxonomy) -> list[Doc]:
-    """Rows {"id", "text", optional "title", optional "labels"}; ids must be unique."""
-    docs: list[Doc] = []
+def iter_docs(path: Path, taxonomy: Taxonomy) -> Iterator[Doc]:
+    """Rows {"id", "text", optional "title", optional "labels"}, read lazily; ids must be unique, the file non-empty."""
     seen: dict[str, int] = {}
     for number, row in iter_jsonl(path):
         where = f"{path}:{number}"
@@ -79,10 +79,22 @@ def load_docs(path: Path, taxonomy: Taxonomy) -> list[Doc]:
         title = row.get("title", "")
         if not isinstance(title, str):
             raise DataError(f"{where}: 'title' must be a string")
-        docs.append(Doc(doc_id, _text(row, "text", where), _labels(row, taxonomy, where, required=False), title))
-    if not docs:
+        yield Doc(doc_id, _text(row, "text", where), _labels(row, taxonomy, where, required=False), title)
+    if not seen:
         raise DataError(f"{path}: no docs")
-    return docs
+
+
+def load_docs(path: Path, taxonomy: Taxonomy) -> list[Doc]:
+    return list(iter_docs(path, taxonomy))
+
+
+def count_docs(path: Path, taxonomy: Taxonomy) -> tuple[int, int]:
+    """Validate a docs file without holding it: (docs, docs without labels). Raises on the first bad row."""
+    docs = unlabelled = 0
+    for doc in iter_docs(path, taxonomy):
+        docs += 1
+        unlabelled += not doc.labels
+    return docs, unlabelled
 
 
 def load_samples(path: Path) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.data import DemoData, load_docs
+from app.data import DemoData, count_docs, iter_docs
 from app.decision import vote
 from app.embedder import load_embedder, open_kb
 from app.kb import KnowledgeBase, Labeler, make_client
@@ -37,16 +37,21 @@ def index_knowledge_base(
     kb: KnowledgeBase | None = None,
     voters: Sequence[Voter] | None = None,
 ) -> dict[str, Any]:
-    """Sync the collection with the docs file (idempotent); returns counts."""
+    """Sync the collection with the docs file (idempotent); returns counts. The file is validated whole first (a bad
+    row changes nothing), then streamed: memory does not grow with the KB."""
     from app.voters.store import load_pair
 
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
-    docs = load_docs(docs_path or data.docs, taxonomy)
+    path = docs_path or data.docs
+    total, unlabelled = count_docs(path, taxonomy)
     if kb is None:
         kb = open_kb(settings, make_client(settings), load_embedder(settings))
     labeler = None
-    if any(not doc.labels for doc in docs):
+    if unlabelled:
         voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         labeler = voter_labeler(voters, taxonomy, settings)
-    return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler) | {"total": kb.count()}
+    docs = iter_docs(path, taxonomy)
+    return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total) | {
+        "total": kb.count()
+    }

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,31 +20,20 @@ from app.config import PARTITION_EF_SEARCH
 from app.data import Doc
 from app.ranking import chunk_partitions
 from app.taxonomy import Taxonomy
+from app.textutil import chunk_text
 from app.voters.encoders import TextEncoder
 
 log = logging.getLogger(__name__)
 UNLABELLED = "_unlabelled"
 Labeler = Callable[[Sequence[str]], list[list[str]]]
+T = TypeVar("T")
 
 
-def chunk_text(text: str, max_chars: int) -> list[str]:
-    """Sentence-packed chunks of at most max_chars (a longer single sentence is cut)."""
-    sentences = [s for s in re.split(r"(?<=[。！？!?；;\n])", text) if s.strip()]
-    chunks: list[str] = []
-    current = ""
-    for sentence in sentences:
-        while len(sentence) > max_chars:
-            chunks.extend([current] if current else [])
-            current = ""
-            chunks.append(sentence[:max_chars])
-            sentence = sentence[max_chars:]
-        if len(current) + len(sentence) > max_chars and current:
-            chunks.append(current)
-            current = ""
-        current += sentence
-    if current.strip():
-        chunks.append(current)
-    return [c.strip() for c in chunks if c.strip()]
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of `size` items (the last may be shorter), read lazily."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 @dataclass(frozen=True)
@@ -189,28 +178,73 @@ class KnowledgeBase:
 
     def index(
         self,
-        docs: Sequence[Doc],
+        docs: Iterable[Doc],
         taxonomy: Taxonomy,
         *,
         chunk_chars: int,
         labeler: Labeler | None = None,
         batch_size: int = 256,
+        total: int | None = None,
     ) -> dict[str, int]:
         """Sync the collection and its partitions with `docs`: upsert changed chunks, delete chunks of removed or
-        shortened docs.
+        shortened docs. Streaming: docs are chunked, labelled, embedded and written `batch_size` at a time, so memory
+        stays flat however large the KB — only each stored chunk's id, hash and partitions are held.
 
-        Docs without labels are labelled chunk by chunk by `labeler`; chunk labels aggregate (union) into doc
-        labels, which every chunk of the doc carries, so a doc is found from any of its labels. A chunk counts as
-        changed when its text, title, labels or the embedder change.
+        Docs without labels are labelled by `labeler`, all chunks of a batch in one call; chunk labels aggregate
+        (union) into doc labels, which every chunk of the doc carries, so a doc is found from any of its labels. A
+        chunk counts as changed when its text, title, labels or the embedder change.
         """
-        rows: list[tuple[str, str, dict[str, Any]]] = []
         inner = getattr(self.embedder, "inner", self.embedder)  # a cache wrapper does not change the vectors
         embedder_id = f"{inner.spec}:{type(inner).__name__}"
-        for doc in docs:
-            chunks = chunk_text(doc.text, chunk_chars)
+        old = self._chunk_state()
+        wanted: set[str] = set()
+        counts = {"docs": 0, "chunks": 0, "upserted": 0}
+        bar = tqdm(total=total, desc="indexing", unit="doc", disable=total == 0)
+        with bar, ThreadPoolExecutor(1, thread_name_prefix="labelgate-index") as writer:
+            pending: Future[None] | None = None  # Chroma writes batch k while the embedder works on batch k + 1
+            for group in batches(docs, batch_size):
+                rows = self._rows(group, taxonomy, chunk_chars, labeler, embedder_id)
+                wanted.update(cid for cid, _, _ in rows)
+                changed = [row for row in rows if old.get(row[0], ("", ()))[0] != row[2]["hash"]]
+                self._leave(
+                    (cid, set(old.get(cid, ("", ()))[1]) - set(meta.get("partitions", []))) for cid, _, meta in changed
+                )
+                for start in range(0, len(changed), batch_size):
+                    batch = changed[start : start + batch_size]
+                    vectors = self.embedder.encode([self.passage_prefix + text for _, text, _ in batch])
+                    if pending is not None:
+                        pending.result()
+                    pending = writer.submit(self._write, batch, vectors)
+                counts["docs"] += len(group)
+                counts["chunks"] += len(rows)
+                counts["upserted"] += len(changed)
+                bar.update(len(group))
+            if pending is not None:
+                pending.result()
+        stale = [cid for cid in old if cid not in wanted]
+        self._leave((cid, set(old[cid][1])) for cid in stale)
+        for start in range(0, len(stale), batch_size):
+            self.collection.delete(ids=stale[start : start + batch_size])
+        return counts | {"deleted": len(stale), "unchanged": counts["chunks"] - counts["upserted"]}
+
+    def _rows(
+        self,
+        docs: Sequence[Doc],
+        taxonomy: Taxonomy,
+        chunk_chars: int,
+        labeler: Labeler | None,
+        embedder_id: str,
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(chunk id, text, metadata) of each chunk of `docs`; unlabelled docs labelled in one labeler call."""
+        chunked = [(doc, chunk_text(doc.text, chunk_chars)) for doc in docs]
+        pending = [chunk for doc, chunks in chunked if not doc.labels for chunk in chunks]
+        found = iter(labeler(pending) if labeler is not None and pending else [])
+        rows = []
+        for doc, chunks in chunked:
             labels, source = list(doc.labels), "given"
             if not labels and labeler is not None:
-                labels, source = taxonomy.expand(x for chunk in labeler(chunks) for x in chunk), "voters"
+                united = [label for _ in chunks for label in next(found)]
+                labels, source = taxonomy.expand(united), "voters"
             meta_labels = labels or [UNLABELLED]
             parts = chunk_partitions(labels, taxonomy)  # none for an unlabelled chunk: found unfiltered only
             for i, chunk in enumerate(chunks):
@@ -223,46 +257,27 @@ class KnowledgeBase:
                     "hash": hashlib.sha1(stamp.encode()).hexdigest()[:16],
                 } | ({"partitions": parts} if parts else {})  # Chroma rejects empty lists
                 rows.append((f"{doc.id}#{i}", chunk, meta))
-        old = self._metadata_by_id()
-        wanted = {cid for cid, _, _ in rows}
-        stale = [cid for cid in old if cid not in wanted]
-        changed = [row for row in rows if old.get(row[0], {}).get("hash") != row[2]["hash"]]
-        leaving: dict[str, list[str]] = {}  # partition → chunk ids that no longer belong to it
-        for cid in stale:
-            for part in old[cid].get("partitions", []):
-                leaving.setdefault(part, []).append(cid)
-        for cid, _, meta in changed:
-            for part in set(old.get(cid, {}).get("partitions", [])) - set(meta.get("partitions", [])):
+        return rows
+
+    def _leave(self, moves: Iterable[tuple[str, set[str]]], batch_size: int = 256) -> None:
+        """Delete chunks from partitions they no longer belong to: (chunk id, partitions it leaves)."""
+        leaving: dict[str, list[str]] = {}
+        for cid, parts in moves:
+            for part in parts:
                 leaving.setdefault(part, []).append(cid)
         for part, ids in leaving.items():
             for start in range(0, len(ids), batch_size):
                 self._partition(part).delete(ids=ids[start : start + batch_size])
-        for start in range(0, len(stale), batch_size):
-            self.collection.delete(ids=stale[start : start + batch_size])
-        with ThreadPoolExecutor(1, thread_name_prefix="labelgate-index") as writer:  # Chroma writes batch k while
-            pending: Future[None] | None = None  # the embedder works on batch k + 1 (index rate +~15 %)
-            for start in tqdm(range(0, len(changed), batch_size), desc="indexing", unit="batch", disable=not changed):
-                batch = changed[start : start + batch_size]
-                vectors = self.embedder.encode([self.passage_prefix + text for _, text, _ in batch])
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(self._write, batch, vectors)
-            if pending is not None:
-                pending.result()
-        return {
-            "docs": len(docs),
-            "chunks": len(rows),
-            "upserted": len(changed),
-            "deleted": len(stale),
-            "unchanged": len(rows) - len(changed),
-        }
 
-    def _metadata_by_id(self, page: int = 5000) -> dict[str, dict[str, Any]]:
-        """Every chunk's metadata, a page at a time (one `get()` of 100k rows exceeds SQLite's variable limit)."""
-        found: dict[str, dict[str, Any]] = {}
+    def _chunk_state(self, page: int = 5000) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Each stored chunk's hash and partitions, a page at a time (one `get()` of 100k rows exceeds SQLite's
+        variable limit)."""
+        found: dict[str, tuple[str, tuple[str, ...]]] = {}
         while True:
             got = self.collection.get(include=["metadatas"], limit=page, offset=len(found))
-            found.update((cid, meta or {}) for cid, meta in zip(got["ids"], got["metadatas"], strict=True))
+            for cid, meta in zip(got["ids"], got["metadatas"], strict=True):
+                meta = meta or {}
+                found[cid] = (str(meta.get("hash", "")), tuple(meta.get("partitions", [])))
             if len(got["ids"]) < page:
                 return found
 

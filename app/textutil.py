@@ -42,3 +42,23 @@ def terms(text: str) -> list[str]:
     """Distinct content words (jieba for Chinese, lower-cased words for Latin), stop words dropped."""
     words = (w.strip().lower() for w in _jieba().lcut(text))
     return list(dict.fromkeys(w for w in words if w and w not in _STOP and not (len(w) == 1 and w in _STOP)))
+
+
+def chunk_text(text: str, max_chars: int) -> list[str]:
+    """Sentence-packed chunks of at most max_chars (a longer single sentence is cut)."""
+    sentences = [s for s in re.split(r"(?<=[。！？!?；;\n])", text) if s.strip()]
+    chunks: list[str] = []
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > max_chars:
+            chunks.extend([current] if current else [])
+            current = ""
+            chunks.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        if len(current) + len(sentence) > max_chars and current:
+            chunks.append(current)
+            current = ""
+        current += sentence
+    if current.strip():
+        chunks.append(current)
+    return [c.strip() for c in chunks if c.strip()]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app.config import Settings, load_settings
 from app.errors import ConfigError, InputError
-from app.textutil import _CONTROL, clean_query, terms
+from app.textutil import _CONTROL, chunk_text, clean_query, terms
 
 
 def test_defaults_env_file_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +65,12 @@ def test_terms_drop_stop_words() -> None:
     words = terms("我的手机屏幕裂了，保修可以换吗？")
     assert "屏幕" in words and "保修" in words
     assert not {"的", "了", "吗", "，", "？"} & set(words)
+
+
+def test_chunk_text_packs_sentences_and_cuts_long_ones() -> None:
+    text = "第一句。第二句！第三句？" + "长" * 25
+    chunks = chunk_text(text, max_chars=10)
+    assert all(len(c) <= 10 for c in chunks)
+    assert "".join(chunks) == text
+    assert chunk_text("短句。", 100) == ["短句。"]
+    assert chunk_text("   ", 100) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.data import Doc
-from app.kb import KnowledgeBase, KnowledgeBaseError, chunk_text, make_client, partition_name
+from app.kb import KnowledgeBase, KnowledgeBaseError, make_client, partition_name
 from app.ranking import partitions_matching
 from app.voters.encoders import HFEncoder
 from nodes.retrieve import Retrieve
@@ -26,15 +26,6 @@ def chroma_client(request: pytest.FixtureRequest, settings):  # type: ignore[no-
     if request.param == "embedded":
         return ephemeral_client()
     return make_client(settings.model_copy(update={"chroma_url": request.getfixturevalue("chroma_server_url")}))
-
-
-def test_chunk_text_packs_sentences_and_cuts_long_ones() -> None:
-    text = "第一句。第二句！第三句？" + "长" * 25
-    chunks = chunk_text(text, max_chars=10)
-    assert all(len(c) <= 10 for c in chunks)
-    assert "".join(chunks) == text
-    assert chunk_text("短句。", 100) == ["短句。"]
-    assert chunk_text("   ", 100) == []
 
 
 def test_index_is_idempotent_and_syncs_removals(chroma_client, collection_name, tiny_encoder_dir, taxonomy) -> None:  # type: ignore[no-untyped-def]
@@ -133,8 +124,8 @@ def test_relabelled_doc_leaves_its_old_partitions(chroma_client, collection_name
 
 
 def test_sync_reads_existing_chunks_a_page_at_a_time(kb) -> None:  # type: ignore[no-untyped-def]
-    whole = kb._metadata_by_id()
-    assert len(whole) == kb.count() and kb._metadata_by_id(page=2) == whole  # big KBs exceed SQLite's variable limit
+    whole = kb._chunk_state()
+    assert len(whole) == kb.count() and kb._chunk_state(page=2) == whole  # big KBs exceed SQLite's variable limit
 
 
 def test_unlabelled_chunks_are_found_unfiltered_and_sit_in_no_partition(
