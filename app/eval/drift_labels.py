@@ -12,17 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.data import Example, load_examples
+from app.data import Doc, Example, load_examples
 from app.decision import vote
 from app.embedder import load_embedder
+from app.errors import ConfigError
 from app.eval.classify import is_multi_label, outputs, predict
 from app.eval.datasets import Row, stratified_take
 from app.eval.retrieval import RetrievalData, doc_examples
 from app.indexing import voter_labeler
-from app.kb import chunk_text
 from app.metrics import gate_metrics
+from app.textutil import chunk_text
+from app.training import doc_rows
 from app.voters.base import Voter
 from app.voters.encoders import USE_SPEC, DiskCachedEncoder
+
+FOLDS = 4
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -38,6 +42,7 @@ class Labelled:
     query_votes: list[dict[str, dict[str, Any]]]  # per query, per voter: probs and accepted labels
     gate_labels: list[list[str]]  # the voters' mean probabilities decoded (always a label)
     labelgate_labels: list[list[str]]  # auto: the vote's labels; escalated: the candidates' coarse labels
+    escalated: list[bool]
     report: dict[str, Any]
 
 
@@ -58,6 +63,39 @@ def training_rows(data: RetrievalData, train_docs: int, seed: int) -> tuple[list
     return [as_rows[int(r[0])] for r in train], [as_rows[int(r[0])] for r in dev], pick
 
 
+def native_splits(data: RetrievalData) -> tuple[list[Example], list[Example]]:
+    splits = data.root / "queries"
+    train, dev = (load_examples(splits / f"{name}.jsonl", data.taxonomy) for name in ("train", "dev"))
+    return train, dev
+
+
+def native_doc_rows(settings: Settings, data: RetrievalData, *, exclude: set[int]) -> list[Example]:
+    """The KB docs `labelgate train` adds to the training rows, but those in `exclude`."""
+    docs = [Doc(d.id, d.text, d.labels, d.title) for i, d in enumerate(data.docs) if i not in exclude]
+    cfg = settings.train
+    return doc_rows(docs, chunk_chars=settings.chunk_chars, limit=cfg.doc_rows, seed=cfg.seed)
+
+
+def cross_fitted_doc_labels(
+    settings: Settings, data: RetrievalData, opt: DriftOptions, cache_dir: Path, eligible: np.ndarray
+) -> list[list[str]]:
+    """A labelgate data dir's docs labelled by voters trained on its queries and the other folds' docs, so no doc is
+    labelled by voters that learnt it (`labelgate train` adds labelled KB docs to the training rows)."""
+    from app.eval.fit import fit_pair
+
+    queries, dev = native_splits(data)
+    labels: list[list[str]] = [[] for _ in data.docs]
+    for fold in range(FOLDS):
+        inside = {i for i in range(len(data.docs)) if i % FOLDS == fold}
+        train = [*queries, *native_doc_rows(settings, data, exclude=inside)]
+        pair = fit_pair(settings, train, dev, data.taxonomy, mode=opt.mode, cache_dir=cache_dir)
+        mask = eligible & np.isin(np.arange(len(data.docs)), sorted(inside))
+        found = label_docs(list(pair.voters), data, mask, settings)
+        for i in inside:
+            labels[i] = found[i]
+    return labels
+
+
 def fit_voters(
     settings: Settings, data: RetrievalData, opt: DriftOptions, cache_dir: Path
 ) -> tuple[list[Voter], set[int], dict[str, Any]]:
@@ -67,11 +105,16 @@ def fit_voters(
 
     if opt.current_voters:
         voters = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
+        if voters[0].meta.get("doc_rows") and not opt.gold_doc_labels:
+            raise ConfigError(
+                "the promoted voters were trained on these KB docs, so their doc labels would flatter them: "
+                "add --gold-doc-labels, or leave out --current-voters (the run's voters label each doc unseen)"
+            )
         return voters, set(), {"voters": "current", "version": voters[0].version}
     train, dev, held = training_rows(data, opt.train_docs, opt.seed)
     if data.native:
-        splits = data.root / "queries"
-        train, dev = (load_examples(splits / f"{name}.jsonl", data.taxonomy) for name in ("train", "dev"))
+        queries, dev = native_splits(data)
+        train = [*queries, *native_doc_rows(settings, data, exclude=set())]
     pair = fit_pair(settings, train, dev, data.taxonomy, mode=opt.mode, cache_dir=cache_dir)
     seconds = {name: round(s, 1) for name, s in pair.seconds.items()}
     trained_on = "queries/ splits" if data.native else "held-out docs"
@@ -129,10 +172,16 @@ def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions,
         {o.name: {"probs": dict(o.probs), "accepted": o.accepted} for o in pair} for pair in zip(*outs, strict=True)
     ]
     gold_q = [list(q.labels) for q in data.queries]
+    cross_fit = data.native and not opt.current_voters and settings.train.doc_rows > 0
     if opt.gold_doc_labels:
         doc_labels = [list(doc.labels) if ok else [] for doc, ok in zip(data.docs, eligible, strict=True)]
+        info["doc_labels_by"] = "gold"
+    elif cross_fit:
+        doc_labels = cross_fitted_doc_labels(settings, data, opt, cache_dir, eligible)
+        info["doc_labels_by"] = f"voters, {FOLDS}-fold cross-fitted (trained on the queries and the other folds' docs)"
     else:
         doc_labels = label_docs(voters, data, eligible, settings)
+        info["doc_labels_by"] = "the run's voters (never trained on these docs)"
     labelled_at = time.perf_counter()
     embedder = DiskCachedEncoder(load_embedder(settings), cache_dir)
     plain = embedder.spec == USE_SPEC
@@ -150,4 +199,5 @@ def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions,
         "embed_seconds": round(time.perf_counter() - labelled_at, 1),
         "embedder": embedder.spec,
     }
-    return Labelled(eligible, doc_labels, doc_vectors, query_vectors, query_votes, gate, labelgate, report)
+    escalated = [v.decision != "auto" for v in votes]
+    return Labelled(eligible, doc_labels, doc_vectors, query_vectors, query_votes, gate, labelgate, escalated, report)

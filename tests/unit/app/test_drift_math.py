@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,52 @@ def test_minmax_array_matches_ranking_minmax(values) -> None:  # type: ignore[no
     from app.ranking import minmax
 
     assert np.allclose(dm.minmax_array(np.array(values, dtype=float)), minmax(values))
+
+
+def handmade(escalated: bool, seed: int = 0):  # type: ignore[no-untyped-def]
+    """A 3-category dataset with random vectors, labelled by hand: no models, every branch of the runner."""
+    from app.eval.drift_labels import Labelled
+    from app.eval.retrieval import RDoc, RetrievalData, RQuery
+    from app.taxonomy import Label, Taxonomy
+
+    rng = np.random.default_rng(seed)
+    tax = Taxonomy((Label("a"), Label("b"), Label("c")))
+    docs = [RDoc(f"d{i}", f"文档{i}", ("abc"[i % 3],)) for i in range(150)]
+    queries = [RQuery(f"q{j}", f"问题{j}", ("abc"[j % 3],), (f"d{j}", f"d{j + 3}")) for j in range(12)]
+    vectors = rng.normal(size=(150, 8)).astype(np.float32)
+    qvec = vectors[:12] + rng.normal(scale=0.3, size=(12, 8)).astype(np.float32)
+    votes = [{"A": {"probs": {"a": 0.5, "b": 0.3, "c": 0.2}, "accepted": []}} for _ in queries]
+    wrong = [["b" if q.labels == ("a",) else "a"] for q in queries]  # the voters are always wrong
+    data = RetrievalData(docs, queries, tax, native=False, root=Path("."))
+    labelled = Labelled(
+        eligible=np.ones(150, dtype=bool),
+        doc_labels=[list(d.labels) for d in docs],
+        doc_vectors=vectors,
+        query_vectors=qvec,
+        query_votes=votes,
+        gate_labels=wrong,
+        labelgate_labels=wrong,
+        escalated=[escalated] * len(queries),
+        report={},
+    )
+    return data, labelled
+
+
+@pytest.mark.parametrize("escalated", [True, False])
+def test_reviewed_queries_filter_on_the_reviewers_labels_and_auto_ones_keep_the_voters(escalated) -> None:  # type: ignore[no-untyped-def]
+    from app.config import Settings
+    from app.eval.drift import DriftOptions, DriftRun, evaluate
+
+    data, labelled = handmade(escalated)
+    run = DriftRun(data, labelled, Settings(), DriftOptions(growth=(0.0, 3.0), base_docs=12, fetch_k=20))
+    queries, skipped = run.queries(range(len(data.queries)))
+    assert len(queries) == 12 and not skipped
+    scored, _ = evaluate(run, queries, {"semantic": 1.0, "label": 0.0, "keyword": 0.0})
+    results = scored["results"]
+    assert results["oracle"]["3"]["purity@10"] == 1.0 and results["dense"]["0"]["purity@10"] == 1.0
+    assert results["gated"]["3"]["purity@10"] == 0.0  # a wrong strict filter finds only the wrong category
+    reviewed = results["labelgate_reviewed"]["3"]
+    assert reviewed == (results["labelgate"]["3"] if not escalated else reviewed)
+    if escalated:  # a person fixed the labels: the gold filter, as pure as the oracle
+        assert reviewed["purity@10"] == 1.0 and reviewed["recall@10"] >= results["labelgate"]["3"]["recall@10"]
+    assert scored["kb_docs"] == {"0": 12.0, "3": 48.0}

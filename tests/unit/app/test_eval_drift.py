@@ -13,6 +13,7 @@ from app.errors import ConfigError, DataError
 from app.eval.drift import METHODS, DriftOptions, run_drift_eval
 from app.eval.drift_report import drift_html
 from app.eval.retrieval import load_retrieval
+from tests.conftest import ROOT
 
 WORDS = {"电池": "电池续航充电耗电", "屏幕": "屏幕碎屏显示触控", "活动": "活动优惠赠送限时"}
 METRICS = ("recall@10", "mrr", "ndcg@10", "purity@10")
@@ -128,3 +129,37 @@ def test_cli_errors_exit_2_with_a_message(tmp_path) -> None:  # type: ignore[no-
     assert result.exit_code == 2 and "growth must be comma-separated numbers" in result.output
     result = runner.invoke(app, ["eval", "drift", "--data", str(tmp_path / "none")])
     assert result.exit_code == 2 and "not a directory" in result.output
+
+
+def native_dir(root: Path) -> Path:
+    """A labelgate data dir: the demo taxonomy, query splits to train on, kb/docs.jsonl and kb/queries.jsonl."""
+    public = dataset(root / "public", per_label=16)
+    label_of = {"电池": "电池", "屏幕": "屏幕", "活动": "活动优惠"}
+    (root / "taxonomy.yaml").write_text((ROOT / "data" / "taxonomy.yaml").read_text(encoding="utf-8"), "utf-8")
+    for name, file in (("docs", "docs.jsonl"), ("queries", "queries.jsonl")):
+        rows = [json.loads(line) for line in (public / file).read_text(encoding="utf-8").splitlines()]
+        for row in rows:
+            row["labels"] = [label_of[row.pop("category")]]
+            if name == "queries":
+                row["relevant"] = [d for d in row["relevant"] if int(d.split("-")[1]) < 16]
+                row["hard_negatives"] = []
+        write(root / "kb" / file, rows)
+    for split, n in (("train", 8), ("dev", 4)):
+        write(
+            root / "queries" / f"{split}.jsonl",
+            [
+                {"text": f"{WORDS[k][i % 4 : i % 4 + 2]}问{i}", "labels": [v]}
+                for k, v in label_of.items()
+                for i in range(n)
+            ],
+        )
+    return root
+
+
+def test_a_data_dir_trains_on_its_queries_and_labels_each_doc_with_voters_that_never_saw_it(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = run_drift_eval(tiny, native_dir(tmp_path / "data"), DriftOptions(growth=(0.0, 1.0), base_docs=8))
+    labels = result["labels"]
+    assert labels["trained_on"] == "queries/ splits" and labels["dev_rows"] == 12
+    assert labels["train_rows"] == 24 + 48  # the query split plus every labelled KB doc (one chunk each)
+    assert labels["doc_labels_by"].startswith("voters, 4-fold cross-fitted")
+    assert labels["docs"]["rows"] == 48 and result["level"] == "coarse"
