@@ -85,6 +85,14 @@ smoke: index
 	  print('bench ok: gate', b['gate_p50_ms'], 'ms, path', b['path_p50_ms'], 'ms, peak', b['peak_rss_mb'], 'MB')"
 	$(MAKE) test-slow; rc=$$?; $(LG) llm stop; exit $$rc
 
+# The graph on LangGraph's dev server, offline (API + SDK at http://127.0.0.1:$(STUDIO_PORT); review page at /review).
+# The Studio web UI it links to is hosted and needs the internet; nothing here calls out (see README: Studio).
+STUDIO_PORT ?= 2024
+.PHONY: studio
+studio: index
+	@$(BIN)/python -c "import langgraph_api" 2>/dev/null || $(BIN)/pip install -q -e ".[server]"
+	LANGGRAPH_CLI_NO_ANALYTICS=1 $(BIN)/langgraph dev --no-browser --no-reload --host 127.0.0.1 --port $(STUDIO_PORT)
+
 lint: install
 	$(BIN)/ruff check app graph nodes prompts tests
 	$(BIN)/mypy app graph nodes

@@ -1,8 +1,16 @@
-"""The Python API chat services call: Assistant.ask / pending_reviews / resume."""
+"""The Python API chat services call: Assistant.ask / aask / stream / astream / pending_reviews / resume / aresume.
+
+One turn's logic is written once (`Assistant._turn`, an iterator over node updates ending with the Answer); the
+async methods run it on a worker thread. That is the honest design here: the nodes are synchronous CPU work (the
+voters, Chroma, the sync LLM client) that LangGraph would put on worker threads under `astream` anyway, and the
+SQLite checkpointer is sync-only (its async methods raise NotImplementedError).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,10 +19,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from app.components import Components
+from app.concurrency import KeyedLocks, iterate_in_thread, iterate_within
 from app.config import Settings, load_settings
 from app.errors import InputError, NotPendingError
 from app.reviews import validate_resume
 from app.textutil import clean_query
+from app.tracing import LangSmithTracing
+from graph.tracing import pending_summary, summary
+
+PAUSE_NODE = "review"  # the one node that pauses (interrupt) for a person
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,16 @@ class Answer:
             "pending_review": self.pending_review,
             "citations": self.citations,
         }
+
+
+@dataclass(frozen=True)
+class NodeUpdate:
+    """One node's step of a turn, as it happens: its name, the compact record of what it decided (the same record its
+    trace run carries) and its partial state update. A review pause is a step of the review node."""
+
+    node: str
+    summary: dict[str, Any]
+    update: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -105,11 +128,15 @@ class Assistant:
         self._owns_checkpointer = checkpointer is None
         self.checkpointer = make_checkpointer(components.settings) if checkpointer is None else checkpointer
         self.graph = build_graph(components, checkpointer=self.checkpointer)
+        self._threads = KeyedLocks()  # one turn at a time per thread id; any number of threads at once
+        self.tracing = LangSmithTracing(components.settings.trace_pause)  # on by the standard LANGSMITH_* variables
 
     def close(self) -> None:
-        """Close the checkpointer's connection or pool if this Assistant opened it (a passed-in one stays open)."""
+        """Send what tracing still holds (briefly), and close the checkpointer's connection or pool if this Assistant
+        opened it (a passed-in one stays open)."""
         from app.checkpoints import close_checkpointer
 
+        self.tracing.flush(timeout=2.0)
         if self._owns_checkpointer:
             self._owns_checkpointer = False
             close_checkpointer(self.checkpointer)
@@ -127,21 +154,76 @@ class Assistant:
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}, "run_name": "labelgate"}
 
-    def _run(self, graph_input: Any, thread_id: str) -> Answer:
-        """Run the graph to its end or to a review pause; records which nodes ran."""
-        config = self._config(thread_id)
-        path = [node for update in self.graph.stream(graph_input, config, stream_mode="updates") for node in update]
-        snapshot = self.graph.get_state(config)
-        return _answer(thread_id, dict(snapshot.values), list(snapshot.interrupts), [n for n in path if n[:2] != "__"])
+    def _turn(self, thread_id: str, graph_input: Any, kind: str, who: dict[str, str]) -> Iterator[NodeUpdate | Answer]:
+        """One turn, as it happens: each node's update, then the Answer. The only run loop; every method uses it.
+        Turns on one thread id wait for each other (a second one must see the first one's checkpoint). Its root
+        trace run is "labelgate", tagged with the kind of turn, with the thread and the caller in its metadata."""
+        callbacks, scope = self.tracing.turn()
+        config = self._config(thread_id) | {"tags": [f"turn:{kind}"], "metadata": {"thread_id": thread_id, **who}}
+        if callbacks:
+            config["callbacks"] = callbacks
+        with self._threads.hold(thread_id):
+            pending = bool(self.graph.get_state(self._config(thread_id)).interrupts)
+            if isinstance(graph_input, Command) and not pending:
+                raise NotPendingError(f"thread {thread_id} has no pending review")
+            if not isinstance(graph_input, Command) and pending:
+                raise InputError(f"thread {thread_id} is waiting for a review: resolve it before asking again")
+            path: list[str] = []
+            for chunk in iterate_within(scope, lambda: self.graph.stream(graph_input, config, stream_mode="updates")):
+                for node, update in chunk.items():
+                    if node == "__interrupt__":
+                        payload = update[0].value if update and isinstance(update[0].value, dict) else {}
+                        step = NodeUpdate(PAUSE_NODE, pending_summary(payload))
+                    elif node.startswith("__"):
+                        continue
+                    else:
+                        step = NodeUpdate(node, summary(node, update), dict(update or {}))
+                    path.append(step.node)
+                    yield step
+            snapshot = self.graph.get_state(self._config(thread_id))
+        yield _answer(thread_id, dict(snapshot.values), list(snapshot.interrupts), path)
+
+    @staticmethod
+    def _last(steps: Iterator[NodeUpdate | Answer]) -> Answer:
+        *_, answer = steps
+        if not isinstance(answer, Answer):
+            raise TypeError(f"a turn ends with its Answer, not {answer!r}")
+        return answer
+
+    def _ask_turn(self, query: str, thread_id: str | None, user: str | None) -> Iterator[NodeUpdate | Answer]:
+        clean_query(query, self.components.settings.max_query_chars)  # raise InputError before any work
+        thread_id = thread_id or uuid.uuid4().hex
+        who = {"user": user} if user else {}
+        return self._turn(thread_id, {"query": query} | who, "ask", who)
+
+    def _resume_turn(self, thread_id: str, labels: list[str], reviewer: str) -> Iterator[NodeUpdate | Answer]:
+        validate_resume({"labels": labels, "reviewer": reviewer}, self.components.taxonomy)
+        resume: Command[Any] = Command(resume={"labels": labels, "reviewer": reviewer})
+        return self._turn(thread_id, resume, "resume", {"reviewer": reviewer})
 
     def ask(self, query: str, thread_id: str | None = None, *, user: str | None = None) -> Answer:
         """Run one query through the graph; returns the answer, or a pending review (answer empty)."""
-        clean_query(query, self.components.settings.max_query_chars)  # raise InputError before any work
-        thread_id = thread_id or uuid.uuid4().hex
-        if self.graph.get_state(self._config(thread_id)).interrupts:
-            raise InputError(f"thread {thread_id} is waiting for a review: resolve it before asking again")
-        payload: dict[str, Any] = {"query": query} | ({"user": user} if user else {})
-        return self._run(payload, thread_id)
+        return self._last(self._ask_turn(query, thread_id, user))
+
+    def stream(
+        self, query: str, thread_id: str | None = None, *, user: str | None = None
+    ) -> Iterator[NodeUpdate | Answer]:
+        """ask, step by step: a NodeUpdate per node as it finishes, then the Answer. A bad query raises here, a thread
+        waiting for a review at the first step; a stream closed early stops its turn after the current node."""
+        return self._ask_turn(query, thread_id, user)
+
+    async def aask(self, query: str, thread_id: str | None = None, *, user: str | None = None) -> Answer:
+        """ask from asyncio: the turn runs on a worker thread, the event loop stays free. Cancelling the caller does
+        not cancel the turn: it finishes and is saved on its thread."""
+        return await asyncio.to_thread(self.ask, query, thread_id, user=user)
+
+    async def astream(
+        self, query: str, thread_id: str | None = None, *, user: str | None = None
+    ) -> AsyncIterator[NodeUpdate | Answer]:
+        """stream from asyncio: NodeUpdates as the nodes finish on a worker thread, then the Answer."""
+        steps = self._ask_turn(query, thread_id, user)  # a bad query raises before the first step
+        async for step in iterate_in_thread(lambda: steps):
+            yield step
 
     def pending_reviews(self) -> list[PendingReview]:
         """Threads paused at review, oldest first (read from the checkpointer; survives restarts)."""
@@ -157,7 +239,8 @@ class Assistant:
 
     def resume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
         """Confirm labels for a paused thread (validated against the taxonomy) and finish its run."""
-        validate_resume({"labels": labels, "reviewer": reviewer}, self.components.taxonomy)
-        if not self.graph.get_state(self._config(thread_id)).interrupts:
-            raise NotPendingError(f"thread {thread_id} has no pending review")
-        return self._run(Command(resume={"labels": labels, "reviewer": reviewer}), thread_id)
+        return self._last(self._resume_turn(thread_id, labels, reviewer))
+
+    async def aresume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
+        """resume from asyncio (on a worker thread, like aask)."""
+        return await asyncio.to_thread(self.resume, thread_id, labels, reviewer)

@@ -235,6 +235,36 @@ def bench_all(
         raise typer.Exit(1)
 
 
+@bench_app.command("trace")
+def bench_trace(
+    out: OutOption = None,
+    queries: Annotated[int, typer.Option(min=10, help="demo queries per mode")] = 200,
+    rounds: Annotated[int, typer.Option(min=1, help="times each mode runs, alternating")] = 2,
+    modes: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated, default all: off, unreachable, unreachable-no-pause, fake, hosted, default-client"
+        ),
+    ] = "",
+) -> None:
+    """LangSmith tracing's cost per turn (off / unreachable / local fake / hosted offline / default client) and the
+    process exit time after the last turn, each mode in a fresh process (app/eval/tracebench.py)."""
+    from app.data import DemoData, load_examples
+    from app.eval.tracebench import MODES
+    from app.eval.tracebench import bench_trace as run_bench
+    from app.taxonomy import Taxonomy
+
+    def go() -> dict[str, Any]:
+        s = settings()
+        data = DemoData(s.data_dir)
+        taxonomy = Taxonomy.load(data.taxonomy)
+        texts = [ex.text for split in ("test", "dev", "train") for ex in load_examples(data.split(split), taxonomy)]
+        chosen = [m.strip() for m in modes.split(",") if m.strip()] or list(MODES)
+        return run_bench(s, texts[:queries], modes=chosen, rounds=rounds)
+
+    print_json(run(go), out)
+
+
 @bench_app.command("filter")
 def bench_filter(
     out: OutOption = None,

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     )
     chunk_chars: int = Field(300, ge=20)
     max_query_chars: int = Field(2000, ge=10)
+    trace_pause: float = Field(
+        30.0, ge=0, description="LangSmith unreachable: seconds turns go untraced after a failed send (0 = no pause)"
+    )
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = no LLM")
     llm_model: str = "local"
     llm_api_key: str = "none"

@@ -1,10 +1,13 @@
-"""Test doubles shipped with the package: a tiny random-init BERT encoder with a character tokenizer."""
+"""Test doubles shipped with the package: a tiny random-init BERT encoder with a character tokenizer, and a local
+stand-in for the LangSmith API."""
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, ClassVar
 
 DEFAULT_CHARS = (
     "我的手机屏幕裂了保修可以换吗电池活动优惠以旧换新套餐推荐物流配送投诉态度差其他天气怎么样碎坏维修进度退货款"
@@ -58,3 +61,98 @@ def build_tiny_encoder(
     )
     BertModel(config).save_pretrained(str(out_dir))
     return out_dir
+
+
+class FakeLangSmith:
+    """A local stand-in for the LangSmith API: answers `/info` (with the full batch_ingest_config the client's tracing
+    thread needs) and keeps every run posted to `/runs/multipart`, merged by id. Use as a context manager; point a
+    client at `.url` (or LANGSMITH_ENDPOINT) and read `.runs()` after the client flushed."""
+
+    INFO: ClassVar[dict[str, Any]] = {
+        "version": "0.0-fake",
+        "batch_ingest_config": {
+            "size_limit": 100,
+            "size_limit_bytes": 20_000_000,
+            "scale_up_nthreads_limit": 1,
+            "scale_up_qsize_trigger": 1000,
+            "scale_down_nempty_trigger": 4,
+            "use_multipart_endpoint": True,
+        },
+    }
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._bodies: list[tuple[str, bytes]] = []  # parsed when read: a benchmark's fake must cost its host little
+        self.failing = False  # True: answer run batches with 503, as a LangSmith in trouble would
+        self._server: Any = None
+
+    def __enter__(self) -> FakeLangSmith:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, body: bytes, status: int = 200) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._reply(json.dumps(fake.INFO).encode() if self.path.startswith("/info") else b"{}")
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if fake.failing:
+                    self._reply(b'{"detail": "unavailable"}', status=503)
+                    return
+                if self.path.startswith("/runs/multipart"):
+                    with fake._lock:
+                        fake._bodies.append((self.headers.get("Content-Type", ""), body))
+                self._reply(b"{}")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-langsmith").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def requests(self) -> int:
+        with self._lock:
+            return len(self._bodies)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run received so far (its post and patch parts merged), in start order."""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        with self._lock:
+            bodies = list(self._bodies)
+        runs: dict[str, dict[str, Any]] = {}
+        for content_type, body in bodies:
+            message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+            for part in message.iter_parts():
+                name = str(part.get_param("name", header="content-disposition") or "")
+                _op, run_id, *field = name.split(".", 2)
+                payload = part.get_payload(decode=True)
+                value = json.loads(payload) if isinstance(payload, bytes) and payload else None
+                run = runs.setdefault(run_id, {})
+                if field:
+                    run[field[0]] = value
+                elif isinstance(value, dict):
+                    run.update(value)
+        return sorted(runs.values(), key=lambda run: str(run.get("start_time")))

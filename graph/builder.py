@@ -18,6 +18,7 @@ from app.components import Components, server_components
 from app.monitor.recorder import record_decisions
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
+from graph.tracing import traced
 from nodes.answer import Answer
 from nodes.classify import Classify
 from nodes.extract import Extract
@@ -31,14 +32,14 @@ from nodes.vote import Vote
 def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph:
     s = c.settings
     g = StateGraph(State, input_schema=InputState)
-    g.add_node("classify", Classify(c.voters, max_query_chars=s.max_query_chars))
-    g.add_node("vote", Vote(c.taxonomy, s.vote))
-    g.add_node("extract", Extract(c.llm, c.taxonomy))
-    g.add_node("rules", Rules(c.rules, c.taxonomy, c.feedback))
-    g.add_node("review", Review(c.taxonomy, c.feedback))
-    g.add_node("retrieve", Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k))
-    g.add_node("rerank", Rerank(c.taxonomy, s.rerank, top_k=s.top_k))
-    g.add_node("answer", Answer(c.llm, oos_label=c.taxonomy.oos_label))
+    g.add_node("classify", traced(Classify(c.voters, max_query_chars=s.max_query_chars)))
+    g.add_node("vote", traced(Vote(c.taxonomy, s.vote)))
+    g.add_node("extract", traced(Extract(c.llm, c.taxonomy)))
+    g.add_node("rules", traced(Rules(c.rules, c.taxonomy, c.feedback)))
+    g.add_node("review", traced(Review(c.taxonomy, c.feedback)))
+    g.add_node("retrieve", traced(Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k)))
+    g.add_node("rerank", traced(Rerank(c.taxonomy, s.rerank, top_k=s.top_k)))
+    g.add_node("answer", traced(Answer(c.llm, oos_label=c.taxonomy.oos_label)))
     g.add_edge(START, "classify")
     g.add_edge("classify", "vote")
     g.add_conditional_edges("vote", after_vote, ["retrieve", "extract"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Required
+
+from typing_extensions import TypedDict  # pydantic builds JSON schemas (Studio) only from this one on 3.11
 
 
 class InputState(TypedDict, total=False):
     """What a caller passes: the query, optionally who asks."""
 
-    query: str
+    query: Required[str]
     user: str
 
 

@@ -12,6 +12,7 @@ from graph.state import State
 
 # Fields of a previous run on the same thread that must not leak into this one.
 FRESH: dict[str, Any] = {
+    "decision": "",
     "labels": [],
     "llm_labels": [],
     "entities": {},

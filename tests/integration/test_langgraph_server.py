@@ -1,4 +1,5 @@
-"""`langgraph dev` serves the graph (langgraph.json) and mounts the review page (http.app) over the same threads."""
+"""`langgraph dev` serves the graph (langgraph.json) offline: a small input schema, named nodes, the review pause
+visible and resumable through the SDK; the review page (http.app) is mounted over the same threads."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+HOME = Path(os.environ.get("LABELGATE_HOME") or ROOT / ".labelgate")  # trained voters (make train index)
 TOKEN = "server-test-token"
+NODES = {"classify", "vote", "extract", "rules", "review", "retrieve", "rerank", "answer"}
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +28,14 @@ def decisions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, decisions: Path) -> Iterator[str]:
-    if not (ROOT / ".labelgate" / "voters" / "A" / "CURRENT").is_file():
+    if not (HOME / "voters" / "A" / "CURRENT").is_file():
         pytest.skip("voters not trained: run `make train index` first")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = os.environ | {
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGSMITH_TRACING": "false",
         "LABELGATE_REVIEW_TOKEN": TOKEN,
         "LABELGATE_VOTE__MIN_MARGIN": "1.0",  # unreachable: every query escalates
         "LABELGATE_LLM_LOCAL": "false",  # no LLM → the review pause is certain
@@ -105,3 +109,48 @@ def test_server_runs_land_in_the_decision_log(server: str, decisions: Path) -> N
     assert [(r.kind, r.pending_review) for r in rows] == [("ask", True), ("resume", False)]
     assert rows[0].decision == "escalate" and rows[1].reviewer == "server-test" and rows[1].label_source == "human"
     assert rows[0].model_versions.keys() >= {"A", "B"} and rows[0].latency_ms > 0
+
+
+def test_studio_sees_a_small_input_schema_and_named_nodes(server: str) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    [assistant] = client.assistants.search(graph_id="labelgate")
+    schema = client.assistants.get_schemas(assistant["assistant_id"])["input_schema"]
+    assert set(schema["properties"]) == {"query", "user"} and schema["required"] == ["query"]
+    graph = client.assistants.get_graph(assistant["assistant_id"])
+    assert {node["id"] for node in graph["nodes"]} == NODES | {"__start__", "__end__"}
+
+
+def test_a_thread_pauses_and_resumes_through_the_sdk(server: str) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    thread_id = client.threads.create()["thread_id"]
+    updates = [
+        part.data
+        for part in client.runs.stream(
+            thread_id, "labelgate", input={"query": "屏幕碎了还在保修期吗"}, stream_mode="updates"
+        )
+        if part.event == "updates"
+    ]
+    nodes = [name for update in updates for name in update]
+    assert nodes[:4] == ["classify", "vote", "extract", "rules"] and nodes[-1] == "__interrupt__"
+
+    thread = client.threads.get(thread_id)
+    assert thread["status"] == "interrupted"
+    [payload] = [item["value"] for items in thread["interrupts"].values() for item in items]
+    assert payload["query"] == "屏幕碎了还在保修期吗" and payload["candidates"] and "error" not in payload
+    assert payload["resume_with"] == {"labels": ["<label id>", "..."], "reviewer": "<your name>"}
+
+    bad = client.runs.wait(thread_id, "labelgate", command={"resume": {"labels": ["不存在"], "reviewer": "sdk"}})
+    assert "__interrupt__" in bad and client.threads.get(thread_id)["status"] == "interrupted"
+    [again] = [item["value"] for items in client.threads.get(thread_id)["interrupts"].values() for item in items]
+    assert "unknown labels" in again["error"]  # the graph's own validation: it pauses again with the error
+
+    done = client.runs.wait(
+        thread_id, "labelgate", command={"resume": {"labels": ["屏幕", "保修政策"], "reviewer": "sdk"}}
+    )
+    assert "__interrupt__" not in done and client.threads.get(thread_id)["status"] == "idle"
+    assert set(done["labels"]) == {"售后", "屏幕", "保修政策"} and done["label_source"] == "human"
+    assert done["review"]["reviewer"] == "sdk" and done["answer"]

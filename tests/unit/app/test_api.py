@@ -137,3 +137,178 @@ def test_a_crash_after_recording_feedback_does_not_double_it(stored) -> None:  #
     assert len(store.rows()) == 2
     assistant.close()
     store.close()
+
+
+# Concurrency and async: one Assistant (one compiled graph) serving many conversations at once.
+MIXED = (
+    "我的手机屏幕裂了，保修可以换吗？",  # auto
+    "以旧换新有什么活动",  # auto, another label set
+    "修好的进度怎么样了",  # answered now, review after (provisional)
+    "你们宣传的和实际不一样",  # review before the answer
+    "电池续航不行",  # auto
+)
+RESUME_LABELS = {"修好的进度怎么样了": ["维修进度"], "你们宣传的和实际不一样": ["虚假宣传"]}
+
+
+def _outcome(answer) -> tuple:  # type: ignore[no-untyped-def]
+    """Everything a turn's caller sees, except its thread id."""
+    return (
+        answer.query,
+        tuple(answer.labels),
+        answer.decision,
+        answer.route,
+        answer.answer,
+        tuple(answer.citations),
+        answer.pending_review,
+        answer.review.get("mode"),
+        tuple(answer.path),
+    )
+
+
+def _reference(assistant: Assistant) -> dict[str, tuple]:  # type: ignore[type-arg]
+    expected = {query: _outcome(assistant.ask(query, thread_id=f"ref-{i}")) for i, query in enumerate(MIXED)}
+    assert {o[6] for o in expected.values()} == {True, False}  # both kinds of turn are in the mix
+    for i, query in enumerate(MIXED):
+        if expected[query][6]:
+            assistant.resume(f"ref-{i}", labels=RESUME_LABELS[query], reviewer="ref")
+    return expected
+
+
+def test_os_threads_share_one_assistant_without_mixing_turns(components) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    assistant = Assistant(components)
+    expected = _reference(assistant)
+    wrong: list[str] = []
+    paused: set[str] = set()
+    lock = threading.Lock()
+
+    def worker(w: int) -> None:
+        for i in range(20):
+            query = MIXED[(w + i) % len(MIXED)]
+            # a paused thread takes no new turn: pausing queries get their own thread, the rest one per worker
+            thread_id = f"w{w}-{i}" if query in RESUME_LABELS else f"chat-{w}"
+            answer = assistant.ask(query, thread_id=thread_id)
+            with lock:
+                if answer.thread_id != thread_id or _outcome(answer) != expected[query]:
+                    wrong.append(f"{thread_id}: {_outcome(answer)} != {expected[query]}")
+                if answer.pending_review:
+                    paused.add(thread_id)
+
+    workers = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert wrong == []
+    assert {p.thread_id for p in assistant.pending_reviews()} == paused and len(paused) == 8 * 20 * 2 // 5
+    for w in range(8):  # each worker's conversation ends on that worker's own last query
+        last = next(MIXED[(w + i) % 5] for i in reversed(range(20)) if MIXED[(w + i) % 5] not in RESUME_LABELS)
+        assert assistant.graph.get_state(assistant._config(f"chat-{w}")).values["query"] == last
+
+
+def test_concurrent_aask_and_aresume(components) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    assistant = Assistant(components)
+    expected = _reference(assistant)
+
+    async def main() -> None:
+        asks = [(f"a-{i}", MIXED[i % len(MIXED)]) for i in range(20)]
+        answers = await asyncio.gather(*(assistant.aask(q, thread_id=t) for t, q in asks))
+        assert [(a.thread_id, _outcome(a)) for a in answers] == [(t, expected[q]) for t, q in asks]
+        paused = [(a.thread_id, a.query) for a in answers if a.pending_review]
+        done = await asyncio.gather(*(assistant.aresume(t, RESUME_LABELS[q], reviewer=t) for t, q in paused))
+        for (thread_id, query), answer in zip(paused, done, strict=True):
+            assert answer.thread_id == thread_id and answer.review["reviewer"] == thread_id
+            assert answer.label_source == "human" and set(RESUME_LABELS[query]) <= set(answer.labels)
+        assert assistant.pending_reviews() == []
+
+    asyncio.run(main())
+
+
+def test_one_thread_id_takes_one_turn_at_a_time(components) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    assistant = Assistant(components)
+    answers = []
+    queries = ["我的手机屏幕裂了，保修可以换吗？", "以旧换新有什么活动", "电池续航不行"]
+    callers = [
+        threading.Thread(target=lambda q=q: answers.append(assistant.ask(q, thread_id="shared"))) for q in queries
+    ]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert sorted(a.query for a in answers) == sorted(queries)
+    assert all(a.path == ["classify", "vote", "retrieve", "rerank", "answer"] for a in answers)
+    history = list(assistant.graph.get_state_history(assistant._config("shared")))
+    assert sum(1 for snap in history if snap.metadata and snap.metadata.get("source") == "input") == 3
+
+
+def test_astream_yields_node_updates_then_the_answer(components) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from app.api import Answer, NodeUpdate
+
+    assistant = Assistant(components)
+    sync_steps = list(assistant.stream("修好的进度怎么样了", thread_id="s-sync"))
+
+    async def collect(query: str, thread_id: str) -> list:  # type: ignore[type-arg]
+        return [step async for step in assistant.astream(query, thread_id=thread_id)]
+
+    steps = asyncio.run(collect("修好的进度怎么样了", "s-async"))
+    *updates, answer = steps
+    assert isinstance(answer, Answer) and all(isinstance(u, NodeUpdate) for u in updates)
+    assert [u.node for u in updates] == answer.path == [u.node for u in sync_steps[:-1]]
+    assert answer.path == ["classify", "vote", "extract", "rules", "retrieve", "rerank", "answer", "review"]
+    by_node = {u.node: u for u in updates}
+    assert by_node["vote"].summary["decision"] == "escalate" and "votes" in by_node["classify"].update
+    assert by_node["rules"].summary["confirmation"] == "provisional"
+    assert by_node["review"].summary["review"] == "pending" and by_node["review"].update == {}
+    assert _outcome(answer) == _outcome(sync_steps[-1]) and answer.pending_review
+
+    with pytest.raises(InputError):
+        asyncio.run(collect("   ", "s-bad"))
+
+
+def test_a_stream_abandoned_early_still_finishes_its_turn(components) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    assistant = Assistant(components)
+
+    async def first_step() -> str:
+        async for step in assistant.astream("我的手机屏幕裂了，保修可以换吗？", thread_id="gone"):
+            return step.node  # type: ignore[union-attr]
+        return ""
+
+    assert asyncio.run(first_step()) == "classify"  # asyncio.run waits for the worker thread
+    values = assistant.graph.get_state(assistant._config("gone")).values
+    assert values["answer_kind"] == "passages" and values["citations"]
+    again = assistant.ask("以旧换新有什么活动", thread_id="gone")  # the thread takes its next turn normally
+    assert again.decision == "auto" and not again.pending_review
+
+
+def test_the_readme_chat_handler(components) -> None:  # type: ignore[no-untyped-def]
+    """The chat-service handler of the README, as written there, on the test components."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    assistant = Assistant(components)
+
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        answer = await assistant.aask(body["text"], thread_id=body["session_id"], user=body.get("user"))
+        return JSONResponse(answer.summary())
+
+    app = Starlette(routes=[Route("/chat", chat, methods=["POST"])])
+    with TestClient(app) as client:
+        reply = client.post("/chat", json={"text": "我的手机屏幕裂了，保修可以换吗？", "session_id": "s-42"}).json()
+        paused = client.post("/chat", json={"text": "你们宣传的和实际不一样", "session_id": "s-43"}).json()
+    assert reply["thread_id"] == "s-42" and reply["decision"] == "auto" and reply["answer"]
+    assert paused["pending_review"] and paused["answer"] == ""
+    done = assistant.resume("s-43", labels=["虚假宣传"], reviewer="alice")
+    assert done.answer and not done.pending_review
