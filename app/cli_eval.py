@@ -58,6 +58,9 @@ def eval_drift(
     out: Annotated[Path | None, typer.Option(help="write the JSON here too")] = None,
     report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
     gold_doc_labels: Annotated[bool, typer.Option(help="filter on the docs' gold labels, not the voters'")] = False,
+    level: Annotated[
+        str, typer.Option(help="'another category' for growth and purity: coarse labels (after-sales vs sales) or leaf")
+    ] = "coarse",
     tune: Annotated[bool, typer.Option(help="tune the rerank weights on a dev third of the queries")] = False,
     mode: Annotated[TrainMode, typer.Option(help="how the voters are trained for the run")] = TrainMode.fast,
     current_voters: Annotated[
@@ -82,6 +85,7 @@ def eval_drift(
         train_docs=train_docs,
         mode=mode.value,
         gold_doc_labels=gold_doc_labels,
+        level=level,
         tune=tune,
         current_voters=current_voters,
         max_queries=max_queries,

@@ -230,9 +230,13 @@ def evaluate(
     return {"results": results, "kb_docs": sizes}, cases
 
 
-def ablation(cases: dict[str, list[dm.RerankCase]], weights: dict[str, float], k: int) -> dict[str, Any]:
-    """labelgate with its weights, without the label term, without the keyword term, and semantic only."""
+def ablation(
+    cases: dict[str, list[dm.RerankCase]], weights: dict[str, float], k: int, before: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """labelgate with its weights, without the label term, without the keyword term, semantic only, and (after
+    tuning) with the weights the settings had."""
     variants = {
+        **({"settings": before} if before is not None else {}),
         "full": weights,
         "no_label": weights | {"label": 0.0},
         "no_keyword": weights | {"keyword": 0.0},
@@ -303,7 +307,7 @@ def run_drift_eval(settings: Settings, src: Path, options: DriftOptions | None =
     if not queries:
         raise DataError(f"{src}: no query can be evaluated (each needs relevant docs and room to grow {opt.growth})")
     scored, cases = evaluate(run, queries, weights)
-    tuning["ablation"] = ablation(cases, weights, opt.k)
+    tuning["ablation"] = ablation(cases, weights, opt.k, tuning.get("settings_weights"))
     return {
         "dataset": str(src),
         "growth": [growth_key(g) for g in opt.growth],

@@ -95,6 +95,7 @@ def test_tuning_picks_weights_on_dev_and_scores_the_rest(tiny, tmp_path) -> None
     assert tuning["dev_queries"] == 6 and result["queries"] + result["queries_skipped"] == 12
     assert tuning["dev_score"] >= tuning["settings_dev_score"]  # the grid contains weights at least as good
     assert sum(result["rerank_weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(tuning["ablation"]) == {"settings", "full", "no_label", "no_keyword", "semantic_only"}
 
 
 def test_bad_rows_name_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +117,8 @@ def test_bad_rows_name_file_and_line(tmp_path) -> None:  # type: ignore[no-untyp
 
 
 def test_options_are_checked_before_any_work(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    for bad in ({"growth": (1.0, 0.0)}, {"growth": (-1.0,)}, {"k": 10, "fetch_k": 5}, {"mode": "huge"}):
+    bad_options = ({"growth": (1.0, 0.0)}, {"growth": (-1.0,)}, {"k": 10, "fetch_k": 5}, {"mode": "x"}, {"level": "x"})
+    for bad in bad_options:
         with pytest.raises(ConfigError):
             run_drift_eval(tiny, tmp_path / "missing", DriftOptions(**{**OPTIONS.__dict__, **bad}))
     with pytest.raises(ConfigError, match="current-voters needs a labelgate data dir"):
