@@ -48,7 +48,7 @@ postgres:
 models: install
 	$(LG) models build
 
-$(HOME_DIR)/voters/A/CURRENT: $(VENV)/.installed data/taxonomy.yaml data/queries/train.jsonl data/queries/dev.jsonl data/queries/test.jsonl
+$(HOME_DIR)/voters/A/CURRENT: $(VENV)/.installed data/taxonomy.yaml data/queries/train.jsonl data/queries/dev.jsonl data/queries/test.jsonl data/kb/docs.jsonl
 	$(LG) models build
 	$(LG) train
 

@@ -257,4 +257,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     except ValidationError as exc:
         where = f" (from {path})" if path else ""
-        raise ConfigError(f"invalid settings{where}:\n{exc}") from exc
+        raise ConfigError(f"invalid settings{where}:\n{describe(exc)}") from exc
+
+
+SECRET_FIELDS = frozenset({"database_url", "feedback_url", "decision_log_url", "llm_api_key", "review_token"})
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per invalid setting; values of fields that may hold passwords or tokens are not echoed."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        secret = bool(error["loc"]) and error["loc"][0] in SECRET_FIELDS
+        shown = "***" if secret else repr(error.get("input"))
+        lines.append(f"  {field}: {error['msg']} (got {shown})")
+    return "\n".join(lines)

@@ -43,6 +43,16 @@ def test_config_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(no_such_field=1)
 
 
+def test_invalid_settings_never_echo_passwords_or_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABELGATE_DATABASE_URL", "mysql://labelgate:s3cret-pw@db/x")
+    monkeypatch.setenv("LABELGATE_TOP_K", "many")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    message = str(err.value)
+    assert "s3cret-pw" not in message and "database_url: Value error, database_url must be a PostgreSQL URL" in message
+    assert "top_k:" in message and "'many'" in message  # other values are shown: they help to fix the setting
+
+
 def test_clean_query_cases() -> None:
     assert clean_query("  屏幕碎了😡 iPhone ", 100) == ("屏幕碎了😡 iPhone", [])
     assert clean_query("a\x00b", 100) == ("a b", ["control_chars_stripped"])
