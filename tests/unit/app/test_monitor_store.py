@@ -120,3 +120,19 @@ def test_the_writer_costs_a_fraction_of_a_millisecond_per_row(tmp_path: Path) ->
     print(f"writer: {single:.3f} ms CPU per row one at a time, {batched:.3f} ms in a batch of 100")
     assert store.written == 200 and single < 2.0 and batched <= single
     store.close()
+
+
+def test_the_log_lives_in_the_settings_database_on_every_backend(store_settings) -> None:  # type: ignore[no-untyped-def]
+    """SQLite in home by default, the LABELGATE_DATABASE_URL database when set: same migrations, rows and window."""
+    url = store_settings.decision_log_db_url
+    assert url.startswith("postgresql+psycopg://" if store_settings.database_url else "sqlite:///")
+    store = DecisionLog(url)
+    assert store.schema_version() == len(MIGRATIONS)
+    for i in range(4):
+        store.record(log_row(2000.0 + i, f"pg{i}", "电池", "auto"))
+    assert store.flush() and store.written == 4
+    assert [r.thread_id for r in store.rows(since=2001.0, until=2003.0)] == ["pg1", "pg2"]
+    store.close()
+    again = DecisionLog(url, create=False)  # another process opens the log as it is
+    assert again.schema_version() == len(MIGRATIONS) and len(again.rows(since=0, until=1e12)) == 4
+    again.close()
