@@ -76,8 +76,9 @@ smoke: index
 	$(LG) demo --loop --json > $(HOME_DIR)/loop.json
 	$(BIN)/python -c "import json; r=json.load(open('$(HOME_DIR)/loop.json')); \
 	  assert {'query','before','after'} <= set(r) and r['feedback_rows'], r; \
-	  assert r['escalation_after'] <= r['escalation_before'], r; \
-	  print('loop ok: escalation', r['escalation_before'], '->', r['escalation_after'], 'promoted', r['retrain']['promoted'])"
+	  assert r['feedback_learned_after'] > r['feedback_learned_before'], r; \
+	  print('loop ok: reviewed queries learned', r['feedback_learned_before'], '->', r['feedback_learned_after'], \
+	    'escalation on probes', r['escalation_before'], '->', r['escalation_after'], 'promoted', r['retrain']['promoted'])"
 	$(LG) bench --chunks 3000 --queries 100 --llm-queries 5 --per-level 30 --train-data '' --int8-data '' \
 	  --out $(HOME_DIR)/bench-smoke.json > /dev/null
 	$(BIN)/python -c "import json; b=json.load(open('$(HOME_DIR)/bench-smoke.json')); \

@@ -114,6 +114,26 @@ def _escalation_rate(rows: list[dict[str, Any]]) -> float:
     return round(sum(row["decision"] != "auto" for row in rows) / max(len(rows), 1), 4)
 
 
+def _learned(voters: list[Any], reviewed: list[dict[str, Any]], taxonomy: Taxonomy) -> float | None:
+    """Share of the reviewed queries on which both voters now accept exactly the reviewer's labels: the direct check
+    that confirmed feedback reached the voters (None when nothing was reviewed)."""
+    from app.decision import accepted_labels
+
+    cases = [row for row in reviewed if row["reviewed"]]
+    if not cases:
+        return None
+    texts = [row["query"] for row in cases]
+    outputs = [voter.outputs(texts) for voter in voters]
+    hits = sum(
+        all(
+            set(accepted_labels(out[i].probs, out[i].thresholds)) == set(taxonomy.expand(row["reviewed"]))
+            for out in outputs
+        )
+        for i, row in enumerate(cases)
+    )
+    return round(hits / len(cases), 4)
+
+
 def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:
     from app.api import Assistant
     from app.components import Components
@@ -143,6 +163,7 @@ def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:
                 done = assistant.resume(answer.thread_id, labels=list(case.labels), reviewer=plan.reviewer)
                 entry["reviewed"] = done.labels
             reviewed.append(entry)
+    learned_before = _learned(assistant.components.voters, reviewed, assistant.components.taxonomy)
     feedback = assistant.components.feedback
     sources = Counter(row.source for row in feedback.rows()) if feedback else Counter()
 
@@ -151,13 +172,14 @@ def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:
     retrain_seconds = time.perf_counter() - retrain_started
     components = Components.load(scratch, client=client)
     after = _probe(Assistant(components), tuple(probes))
-    candidate_after = None
+    candidate_after, candidate_voters = None, components.voters
     if not outcome["promoted"]:  # what the refused candidate would have done, to show what the gate traded off
         version = outcome["candidate"]["version"]
         voters = load_pair(
             scratch.voters_dir, version=version, threads=scratch.threads, runtime=scratch.voter_a_runtime
         )
         candidate_after = _probe(Assistant(dataclasses.replace(components, voters=voters)), tuple(probes))
+        candidate_voters = voters
 
     taxonomy = components.taxonomy
     rows = [
@@ -177,6 +199,8 @@ def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:
         "probe_exact_after": _exact(rows, "after"),
         "candidate_escalation_after": _escalation_rate(candidate_after) if candidate_after else None,
         "reviewed": reviewed,
+        "feedback_learned_before": learned_before,
+        "feedback_learned_after": _learned(candidate_voters, reviewed, components.taxonomy),
         "feedback_rows": dict(sources),
         "new_labels": [label["id"] for label in plan.new_labels],
         "retrain": outcome | {"seconds": round(retrain_seconds, 1)},
@@ -200,6 +224,11 @@ def format_loop(result: dict[str, Any]) -> str:
         how = f"reviewed → {', '.join(row['reviewed'])}" if row["reviewed"] else f"[{row['label_source']}]"
         lines.append(f"   {row['query']}  {row['decision']}: {', '.join(row['labels']) or '-'} {how}")
     lines.append(f"   feedback rows by source: {result['feedback_rows']}")
+    if result["feedback_learned_after"] is not None:
+        lines.append(
+            "   reviewed queries both voters label exactly as reviewed (the new version, or the refused candidate): "
+            f"{result['feedback_learned_before']:.2f} → {result['feedback_learned_after']:.2f}"
+        )
     lines.append(
         f"2. Retrain ({r['seconds']} s, {r['feedback_rows']} feedback rows), promotion gate on the test split:"
     )

@@ -200,6 +200,8 @@ def train_voter_a(
             remove_unused_columns=False,
             logging_steps=max(1, steps // 10),
             dataloader_num_workers=0,
+            # KB doc chunks run to max_length while queries are ~20 tokens: batches of similar lengths pad far less
+            train_sampling_strategy="group_by_length",
         )
         trainer = WeightedTrainer(
             model=model,

@@ -132,3 +132,29 @@ def test_onnx_int8_voter_a_follows_torch(tiny_encoder_dir, taxonomy, tmp_path) -
     ref = pooled_logits(tokenizer, model, texts, prefix="", max_length=64)
     got = ort_logits_fn(path, str(tiny_encoder_dir), prefix="", max_length=64)(texts)
     assert got.shape == ref.shape and np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.99
+
+
+def test_loop_counts_reviewed_queries_both_voters_now_label_as_reviewed() -> None:
+    from app.loop import _learned
+    from app.voters.base import Voter
+
+    taxonomy = Taxonomy.load(ROOT / "data" / "taxonomy.yaml")
+    labels = taxonomy.ids
+    leaf = next(label for label in labels if taxonomy[label].parent)
+    parent = taxonomy[leaf].parent
+
+    def voter(name: str, knows: set[str]) -> Voter:
+        def logits(texts):  # type: ignore[no-untyped-def]
+            hot = [label in (leaf, parent) for label in labels]
+            return np.array([[8.0 if hot[j] and t in knows else -8.0 for j in range(len(labels))] for t in texts])
+
+        return Voter(name, "v", labels, logits, thresholds=dict.fromkeys(labels, 0.5))
+
+    reviewed = [
+        {"query": "q1", "reviewed": [leaf]},
+        {"query": "q2", "reviewed": [leaf]},
+        {"query": "auto", "reviewed": None},  # decided automatically: not a reviewed case
+    ]
+    assert _learned([voter("A", {"q1", "q2"}), voter("B", {"q1"})], reviewed, taxonomy) == 0.5
+    assert _learned([voter("A", set()), voter("B", set())], reviewed, taxonomy) == 0.0
+    assert _learned([voter("A", set())], [{"query": "x", "reviewed": None}], taxonomy) is None
