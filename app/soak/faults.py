@@ -1,0 +1,315 @@
+"""Fault soak (issue 9 item 4): inject each fault for real against a scratch home and check the documented behaviour.
+
+LLM refused / slow past the timeout / garbage JSON / a non-JSON body / HTTP 500; Chroma server unreachable or stopped
+mid-session, collection dropped or missing; voter and encoder files missing or corrupt (CURRENT to a missing version,
+truncated safetensors, no tokenizer); the checkpoint file write-locked by another connection or read-only; the
+feedback store's disk full. Each must end in its fallback (a reason in the Answer's `reasons`, a non-empty answer) or a
+typed LabelgateError with a fix hint, within a bound — and feedback written exactly once after the disk frees.
+
+`.venv/bin/python -m app.soak.faults [--quick] [--workdir DIR]` runs it alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+from app.errors import LabelgateError
+from app.soak import SoakResult
+from app.soak.faultkit import FakeLLMServer, closed_port_url, fill, read_only, sqlite_write_lock, tiny_disk, unfill
+from app.soak.scratch import QUERY, build_scratch_home, escalating
+
+BOUND = 15.0  # seconds a faulted turn or startup may take (LLM: 2 calls x 2 tries x 1 s timeout, SQLite: 5 s lock wait)
+HINTS = ("`labelgate", "LABELGATE_", "retry", "free space", "writable", "start it")
+
+
+@dataclass
+class Outcome:
+    fault: str
+    expected: str  # "fallback" (a reason and a non-empty answer) or "error" (a typed error with a fix hint)
+    outcome: str  # the fault's reasons, or "ErrorType: message"
+    seconds: float
+    ok: bool
+    problem: str = ""  # why not: unexpected_error, hang, silent_empty, no_fallback_reason, no_hint, no_error
+
+
+def _fallback(fault: str, ask: Callable[[], Any], wanted: tuple[str, ...]) -> Outcome:
+    """Run a turn under a fault: ok when it returns in time with a non-empty answer and a reason starting with one of
+    `wanted`."""
+    start = time.monotonic()
+    try:
+        answer = ask()
+    except Exception as exc:  # any exception here is a failure of the fallback
+        return Outcome(fault, "fallback", f"{type(exc).__name__}: {exc}"[:300], _since(start), False, "unexpected_error")
+    seconds = _since(start)
+    found = [r for r in answer.reasons if r.startswith(wanted)]
+    problem = (
+        "hang"
+        if seconds > BOUND
+        else "silent_empty"
+        if not answer.answer.strip() and not answer.pending_review
+        else "no_fallback_reason"
+        if not found
+        else ""
+    )
+    return Outcome(fault, "fallback", " ".join(found or answer.reasons), seconds, not problem, problem)
+
+
+def _typed_error(fault: str, action: Callable[[], Any], error: type[LabelgateError] = LabelgateError) -> Outcome:
+    """Run a startup or turn that must fail with `error` whose message says what to do, in time."""
+    start = time.monotonic()
+    try:
+        action()
+    except error as exc:
+        seconds, text = _since(start), f"{type(exc).__name__}: {exc}"
+        problem = "hang" if seconds > BOUND else "" if any(h in str(exc) for h in HINTS) else "no_hint"
+        return Outcome(fault, "error", text[:400], seconds, not problem, problem)
+    except Exception as exc:
+        return Outcome(fault, "error", f"{type(exc).__name__}: {exc}"[:300], _since(start), False, "unexpected_error")
+    return Outcome(fault, "error", "no error", _since(start), False, "no_error")
+
+
+def _since(start: float) -> float:
+    return round(time.monotonic() - start, 3)
+
+
+def _load(settings: Settings) -> Any:
+    from app.components import Components
+
+    return Components.load(settings)
+
+
+@contextlib.contextmanager
+def _assistant(components: Any) -> Iterator[Any]:
+    from app.api import Assistant
+
+    with Assistant(components) as assistant:
+        yield assistant
+
+
+def llm_faults(settings: Settings) -> list[Outcome]:
+    """The LLM refused, slow past llm_timeout, garbage JSON, an HTML body, HTTP 500: on the answer path (auto) and on
+    the extract path (escalate), each turn falls back to the passages / review with the reason recorded."""
+    from app.llm import make_chat_model
+
+    paths = {"answer": _load(settings), "extract": _load(escalating(settings))}
+    wanted = {"answer": ("answer:passages_llm",), "extract": ("extract_skipped:llm",)}
+    out = []
+    for mode in ("refused", "slow", "garbage_json", "not_json", "error_500"):
+        with contextlib.ExitStack() as stack:
+            if mode == "refused":
+                url = closed_port_url()
+            else:
+                url = stack.enter_context(FakeLLMServer(mode, delay=settings.llm_timeout * 4)).base_url
+            llm = make_chat_model(settings.model_copy(update={"llm_base_url": url}))
+            for path, components in paths.items():
+                with _assistant(dataclasses.replace(components, llm=llm)) as assistant:
+                    out.append(_fallback(f"llm_{mode}:{path}", lambda a=assistant: a.ask(QUERY), wanted[path]))
+    return out
+
+
+def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
+    """A Chroma server unreachable at startup or stopped mid-session, the collection dropped mid-session or never
+    indexed."""
+    from app.indexing import index_knowledge_base
+    from app.testservers import LocalServerError, chroma_server
+
+    down = settings.model_copy(update={"chroma_url": closed_port_url().removesuffix("/v1")})
+    out = [_typed_error("chroma_unreachable_at_start", lambda: _load(down))]
+    with contextlib.ExitStack() as server:
+        try:
+            url = server.enter_context(chroma_server(root / "chroma-server" / "data"))
+        except LocalServerError as exc:
+            out.append(Outcome("chroma_stopped_mid_session", "fallback", f"skipped: {exc}", 0.0, True))
+        else:
+            remote = settings.model_copy(update={"chroma_url": url})
+            index_knowledge_base(remote, docs_path=root / "docs.jsonl")
+            with _assistant(_load(remote)) as assistant:
+                assistant.ask(QUERY)
+                server.close()  # the server process stops; the Assistant keeps its client
+                out.append(
+                    _fallback("chroma_stopped_mid_session", lambda: assistant.ask(QUERY), ("retrieve_failed:",))
+                )
+    components = _load(settings)
+    with _assistant(components) as assistant:
+        for name in [settings.collection, *(c.name for c in components.kb.client.list_collections())]:
+            with contextlib.suppress(Exception):
+                components.kb.client.delete_collection(name)
+        out.append(_fallback("chroma_collection_dropped", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
+    with _assistant(_load(settings.model_copy(update={"collection": "never-indexed"}))) as assistant:
+        out.append(_fallback("chroma_collection_missing", lambda: assistant.ask(QUERY), ("retrieve_empty:",)))
+    index_knowledge_base(settings, docs_path=root / "docs.jsonl")  # the scratch KB back for the next faults
+    return out
+
+
+@contextlib.contextmanager
+def _damaged(path: Path, how: str) -> Iterator[None]:
+    """`path` truncated to 100 bytes, removed, or overwritten with broken JSON; restored afterwards."""
+    saved = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(saved[:100])
+    elif how == "remove":
+        path.unlink()
+    else:
+        path.write_text("{broken", encoding="utf-8")
+    try:
+        yield
+    finally:
+        path.write_bytes(saved)
+
+
+def model_faults(settings: Settings, real: Settings | None) -> list[Outcome]:
+    """Voter and encoder files missing or corrupt: a ModelNotBuiltError naming the command that rebuilds them."""
+    from app.errors import ModelNotBuiltError
+
+    voters, encoder = settings.voters_dir, Path(settings.encoder_a)
+    cases = [
+        ("current_to_missing_version", voters / "A" / "CURRENT", "v404"),
+        ("voter_head_truncated", voters / "A" / "v1" / "head.safetensors", "truncate"),
+        ("voter_meta_corrupt", voters / "B" / "v1" / "meta.json", "corrupt"),
+        ("tokenizer_missing", encoder / "tokenizer.json", "remove"),
+        ("encoder_weights_truncated", encoder / "model.safetensors", "truncate"),
+    ]
+    out = []
+    for fault, path, how in cases:
+        with _pointer(path, how) if how.startswith("v") else _damaged(path, how):
+            out.append(_typed_error(f"models:{fault}", lambda: _load(settings), ModelNotBuiltError))
+    if real is not None:  # the trained voters, copied: a truncated head of voter A's CURRENT version
+        version = (real.voters_dir / "A" / "CURRENT").read_text(encoding="utf-8").strip()
+        with _damaged(real.voters_dir / "A" / version / "head.safetensors", "truncate"):
+            out.append(_typed_error("models:real_voter_head_truncated", lambda: _load(real), ModelNotBuiltError))
+    return out
+
+
+@contextlib.contextmanager
+def _pointer(path: Path, version: str) -> Iterator[None]:
+    saved = path.read_text(encoding="utf-8")
+    path.write_text(version + "\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        path.write_text(saved, encoding="utf-8")
+
+
+def checkpoint_faults(settings: Settings) -> tuple[list[Outcome], str]:
+    """The checkpoint file write-locked by another connection (the turn fails with a CheckpointerError, then works
+    once the lock is gone), and read-only when the Assistant starts."""
+    from app.checkpoints import CheckpointerError
+
+    components = _load(settings)
+    out = []
+    with _assistant(components) as assistant:
+        assistant.ask(QUERY)
+        with sqlite_write_lock(settings.checkpoint_db):
+            out.append(_typed_error("checkpoint_locked", lambda: assistant.ask(QUERY), CheckpointerError))
+        out.append(_fallback("checkpoint_lock_released", lambda: assistant.ask(QUERY), ("",)))
+    with read_only(settings.checkpoint_db) as how:
+        out.append(_typed_error("checkpoint_read_only", lambda: _assistant(components).__enter__(), CheckpointerError))
+    with _assistant(components) as assistant:
+        out.append(_fallback("checkpoint_writable_again", lambda: assistant.ask(QUERY), ("",)))
+    return out, how
+
+
+def feedback_fault(settings: Settings, root: Path, result: SoakResult) -> tuple[list[Outcome], str]:
+    """The feedback store's disk full while a reviewer confirms labels: the resume fails with a FeedbackStoreError and
+    the review stays pending; once the disk frees, resuming again records the row exactly once."""
+    from app.errors import NotPendingError
+    from app.feedback import FeedbackStoreError
+
+    disk = root / "tiny-disk"
+    with tiny_disk(disk, size_kib=1024) as how:
+        store = f"sqlite:///{disk / 'feedback.sqlite'}"
+        components = _load(escalating(settings).model_copy(update={"feedback_url": store}))
+        with _assistant(components) as assistant:
+            asked = assistant.ask(QUERY)
+            if not asked.pending_review:
+                result.count("errors")
+                return [Outcome("feedback_disk_full", "error", "no review to resume", 0.0, False, "no_error")], how
+            thread = asked.thread_id
+            ballast = fill(disk, how, components.feedback.engine)
+            try:
+                resume = lambda: assistant.resume(thread, ["屏幕"], "soak")  # noqa: E731
+                out = [_typed_error("feedback_disk_full", resume, FeedbackStoreError)]
+                still = thread in [p.thread_id for p in assistant.pending_reviews()]
+                out.append(Outcome("feedback_review_still_pending", "fallback", str(still), 0.0, still))
+            finally:
+                unfill(how, ballast, components.feedback.engine)
+            out.append(_fallback("feedback_disk_freed", resume, ("reviewed_by:",)))
+            with contextlib.suppress(NotPendingError):  # a second resume must not record a second row
+                assistant.resume(thread, ["屏幕"], "soak")
+            rows = [r for r in components.feedback.rows() if r.thread_id == thread and r.source == "human"]
+            out.append(Outcome("feedback_rows_for_review", "fallback", f"{len(rows)} row(s)", 0.0, len(rows) == 1))
+            result.count("feedback_lost", int(not rows))
+            result.count("feedback_doubled", max(0, len(rows) - 1))
+        components.feedback.close()
+    return out, how
+
+
+def _real_voters(settings: Settings, root: Path) -> Settings | None:
+    """A copy of the trained voters in settings.home (None when there are none), in a home of its own."""
+    source = settings.voters_dir
+    if not all((source / name / "CURRENT").is_file() for name in ("A", "B")):
+        return None
+    home = root / "real-home"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(source, home / "voters")
+    return settings.model_copy(update={"home": home, "llm_local": False, "llm_base_url": None, "chroma_url": None})
+
+
+def run(settings: Settings, workdir: Path, *, quick: bool) -> SoakResult:
+    """Every fault above against a scratch home under `workdir` (tiny models; with quick=False also the trained
+    voters of settings.home, copied). Counts unexpected errors, hangs and silent empty answers as `errors`."""
+    result = SoakResult("faults")
+    start = time.monotonic()
+    scratch = build_scratch_home(settings, workdir / "scratch")
+    real = None if quick else _real_voters(settings, workdir)
+    outcomes = llm_faults(scratch) + chroma_faults(scratch, workdir / "scratch") + model_faults(scratch, real)
+    checkpoints, read_only_how = checkpoint_faults(scratch)
+    feedback, disk_how = feedback_fault(scratch, workdir / "scratch", result)
+    outcomes += checkpoints + feedback
+    result.count("errors", sum(1 for o in outcomes if not o.ok and not o.fault.startswith("feedback_rows")))
+    result.figures = {
+        "injected": len(outcomes),
+        "survived": sum(o.ok for o in outcomes),
+        "read_only_by": read_only_how,
+        "disk_full_by": disk_how,
+        "real_voters": real is not None,
+        "faults": [dataclasses.asdict(o) for o in outcomes],
+    }
+    result.seconds = round(time.monotonic() - start, 2)
+    return result
+
+
+def main() -> None:
+    import argparse
+    import json
+    import tempfile
+
+    from app.config import load_settings
+    from app.soak import summary_line
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models only")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch dir (default: a temp dir, removed)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="labelgate-faults-") as tmp:
+        result = run(load_settings(), args.workdir or Path(tmp), quick=args.quick)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    for row in result.figures["faults"]:
+        mark = "ok  " if row["ok"] else f"FAIL({row['problem']})"
+        print(f"{mark} {row['fault']:<38} {row['seconds']:>6.2f}s  {row['outcome'][:150]}")
+    print(f"faults: {result.figures['survived']}/{result.figures['injected']} as documented in {result.seconds} s")
+    print(summary_line([result]))
+
+
+if __name__ == "__main__":
+    main()
