@@ -124,6 +124,7 @@ def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
     down = settings.model_copy(update={"chroma_url": closed_port_url().removesuffix("/v1")})
     out = [_typed_error("chroma_unreachable_at_start", lambda: _load(down))]
     with contextlib.ExitStack() as server:
+        (root / "chroma-server").mkdir(parents=True, exist_ok=True)
         try:
             url = server.enter_context(chroma_server(root / "chroma-server" / "data"))
         except LocalServerError as exc:
@@ -263,6 +264,11 @@ def _real_voters(settings: Settings, root: Path) -> Settings | None:
     return settings.model_copy(update={"home": home, "llm_local": False, "llm_base_url": None, "chroma_url": None})
 
 
+def _with_how(found: tuple[list[Outcome], str], hows: dict[str, str], key: str) -> list[Outcome]:
+    hows[key] = found[1]
+    return found[0]
+
+
 def run(settings: Settings, workdir: Path, *, quick: bool) -> SoakResult:
     """Every fault above against a scratch home under `workdir` (tiny models; with quick=False also the trained
     voters of settings.home, copied). Counts unexpected errors, hangs and silent empty answers as `errors`."""
@@ -270,16 +276,27 @@ def run(settings: Settings, workdir: Path, *, quick: bool) -> SoakResult:
     start = time.monotonic()
     scratch = build_scratch_home(settings, workdir / "scratch")
     real = None if quick else _real_voters(settings, workdir)
-    outcomes = llm_faults(scratch) + chroma_faults(scratch, workdir / "scratch") + model_faults(scratch, real)
-    checkpoints, read_only_how = checkpoint_faults(scratch)
-    feedback, disk_how = feedback_fault(scratch, workdir / "scratch", result)
-    outcomes += checkpoints + feedback
+    hows: dict[str, str] = {}
+    groups: dict[str, Callable[[], list[Outcome]]] = {
+        "llm": lambda: llm_faults(scratch),
+        "chroma": lambda: chroma_faults(scratch, workdir / "scratch"),
+        "models": lambda: model_faults(scratch, real),
+        "checkpoints": lambda: _with_how(checkpoint_faults(scratch), hows, "read_only_by"),
+        "feedback": lambda: _with_how(feedback_fault(scratch, workdir / "scratch", result), hows, "disk_full_by"),
+    }
+    outcomes: list[Outcome] = []
+    for group, inject in groups.items():
+        started = time.monotonic()
+        try:
+            outcomes += inject()
+        except Exception as exc:  # a fault script that breaks is an error of the run, not a crash of the soak
+            text = f"{type(exc).__name__}: {exc}"[:300]
+            outcomes.append(Outcome(f"{group}:script", "-", text, _since(started), False, "unexpected_error"))
     result.count("errors", sum(1 for o in outcomes if not o.ok and not o.fault.startswith("feedback_rows")))
     result.figures = {
         "injected": len(outcomes),
         "survived": sum(o.ok for o in outcomes),
-        "read_only_by": read_only_how,
-        "disk_full_by": disk_how,
+        **hows,
         "real_voters": real is not None,
         "faults": [dataclasses.asdict(o) for o in outcomes],
     }
