@@ -54,7 +54,9 @@ class Components:
                 )
         kb = open_kb(settings, client or make_client(settings), _load_embedder(settings, shared))
         if kb.count() == 0:
-            log.warning("knowledge base %r is empty: answers offer a human until `labelgate index`", settings.collection)
+            log.warning(
+                "knowledge base %r is empty: answers offer a human until `labelgate index`", settings.collection
+            )
         torch = sys.modules.get("torch")  # loaded only by a torch runtime (voter A or embedder on torch)
         if torch is not None:
             torch.set_num_threads(settings.threads)
@@ -71,9 +73,9 @@ def _load_embedder(settings: Settings, shared: dict[str, Any]) -> Any:
     try:
         return load_embedder(settings, shared)
     except (OSError, RuntimeError, ValueError, SafetensorError) as exc:
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
         raise ModelNotBuiltError(
-            f"retrieval embedder {settings.embedder_id} cannot be loaded ({(str(exc).strip() or type(exc).__name__).splitlines()[0][:300]}): "
-            "run `labelgate models build`"
+            f"retrieval embedder {settings.embedder_id} cannot be loaded ({reason}): run `labelgate models build`"
         ) from exc
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +48,9 @@ def _fallback(fault: str, ask: Callable[[], Any], wanted: tuple[str, ...]) -> Ou
     try:
         answer = ask()
     except Exception as exc:  # any exception here is a failure of the fallback
-        return Outcome(fault, "fallback", f"{type(exc).__name__}: {exc}"[:300], _since(start), False, "unexpected_error")
+        return Outcome(
+            fault, "fallback", f"{type(exc).__name__}: {exc}"[:300], _since(start), False, "unexpected_error"
+        )
     seconds = _since(start)
     found = [r for r in answer.reasons if r.startswith(wanted)]
     problem = (
@@ -111,7 +114,7 @@ def llm_faults(settings: Settings) -> list[Outcome]:
             llm = make_chat_model(settings.model_copy(update={"llm_base_url": url}))
             for path, components in paths.items():
                 with _assistant(dataclasses.replace(components, llm=llm)) as assistant:
-                    out.append(_fallback(f"llm_{mode}:{path}", lambda a=assistant: a.ask(QUERY), wanted[path]))
+                    out.append(_fallback(f"llm_{mode}:{path}", functools.partial(assistant.ask, QUERY), wanted[path]))
     return out
 
 
@@ -135,9 +138,7 @@ def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
             with _assistant(_load(remote)) as assistant:
                 assistant.ask(QUERY)
                 server.close()  # the server process stops; the Assistant keeps its client
-                out.append(
-                    _fallback("chroma_stopped_mid_session", lambda: assistant.ask(QUERY), ("retrieve_failed:",))
-                )
+                out.append(_fallback("chroma_stopped_mid_session", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
     components = _load(settings)
     with _assistant(components) as assistant:
         for name in [settings.collection, *(c.name for c in components.kb.client.list_collections())]:

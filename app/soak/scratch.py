@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
 from app.taxonomy import Taxonomy
@@ -27,8 +28,9 @@ def save_constant_voters(settings: Settings, encoder: Path, taxonomy: Taxonomy, 
     for name in ("A", "B"):
         head = MLPHead(32, len(labels))
         with torch.no_grad():
-            head.net[4].weight.zero_()
-            head.net[4].bias.copy_(torch.tensor([4.0 if x in ACCEPTED else -4.0 for x in labels]))
+            last: Any = head.net[4]
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([4.0 if x in ACCEPTED else -4.0 for x in labels]))
         meta = {"kind": KIND_HEAD, "encoder": str(encoder), "prefix": "", "hidden": 256}
         voter = Voter(name, version, labels, lambda texts: None, thresholds=dict.fromkeys(labels, 0.5), meta=meta)  # type: ignore[arg-type,return-value]
         save_voter(settings.voters_dir, voter, head_writer(head))

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from safetensors import SafetensorError
 
 from app.errors import ModelNotBuiltError
@@ -219,9 +218,9 @@ def _frozen_encoder(meta: Mapping[str, Any], threads: int, name: str = "") -> Te
         try:
             return load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
         except (OSError, RuntimeError, ValueError, SafetensorError) as exc:  # missing or damaged encoder files
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
             raise ModelNotBuiltError(
-                f"encoder {meta['encoder']} of voter {name} cannot be loaded ({(str(exc).strip() or type(exc).__name__).splitlines()[0][:300]}): "
-                "run `labelgate models build`"
+                f"encoder {meta['encoder']} of voter {name} cannot be loaded ({reason}): run `labelgate models build`"
             ) from exc
     from app.voters.onnx import OnnxEncoder
 
