@@ -17,70 +17,15 @@ import functools
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.errors import LabelgateError
 from app.soak import SoakResult
-from app.soak.faultkit import FakeLLMServer, closed_port_url, fill, read_only, sqlite_write_lock, tiny_disk, unfill
+from app.soak.faultkit import FakeLLMServer, closed_port_url, read_only, sqlite_write_lock
+from app.soak.feedback_faults import feedback_fault
+from app.soak.outcome import Outcome, fallback, since, typed_error
 from app.soak.scratch import QUERY, build_scratch_home, escalating
-
-BOUND = 15.0  # seconds a faulted turn or startup may take (LLM: 2 calls x 2 tries x 1 s timeout, SQLite: 5 s lock wait)
-HINTS = ("`labelgate", "LABELGATE_", "retry", "free space", "writable", "start it")
-
-
-@dataclass
-class Outcome:
-    fault: str
-    expected: str  # "fallback" (a reason and a non-empty answer) or "error" (a typed error with a fix hint)
-    outcome: str  # the fault's reasons, or "ErrorType: message"
-    seconds: float
-    ok: bool
-    problem: str = ""  # why not: unexpected_error, hang, silent_empty, no_fallback_reason, no_hint, no_error
-
-
-def _fallback(fault: str, ask: Callable[[], Any], wanted: tuple[str, ...]) -> Outcome:
-    """Run a turn under a fault: ok when it returns in time with a non-empty answer and a reason starting with one of
-    `wanted`."""
-    start = time.monotonic()
-    try:
-        answer = ask()
-    except Exception as exc:  # any exception here is a failure of the fallback
-        return Outcome(
-            fault, "fallback", f"{type(exc).__name__}: {exc}"[:300], _since(start), False, "unexpected_error"
-        )
-    seconds = _since(start)
-    found = [r for r in answer.reasons if r.startswith(wanted)]
-    problem = (
-        "hang"
-        if seconds > BOUND
-        else "silent_empty"
-        if not answer.answer.strip() and not answer.pending_review
-        else "no_fallback_reason"
-        if not found
-        else ""
-    )
-    return Outcome(fault, "fallback", " ".join(found or answer.reasons), seconds, not problem, problem)
-
-
-def _typed_error(fault: str, action: Callable[[], Any], error: type[LabelgateError] = LabelgateError) -> Outcome:
-    """Run a startup or turn that must fail with `error` whose message says what to do, in time."""
-    start = time.monotonic()
-    try:
-        action()
-    except error as exc:
-        seconds, text = _since(start), f"{type(exc).__name__}: {exc}"
-        problem = "hang" if seconds > BOUND else "" if any(h in str(exc) for h in HINTS) else "no_hint"
-        return Outcome(fault, "error", text[:400], seconds, not problem, problem)
-    except Exception as exc:
-        return Outcome(fault, "error", f"{type(exc).__name__}: {exc}"[:300], _since(start), False, "unexpected_error")
-    return Outcome(fault, "error", "no error", _since(start), False, "no_error")
-
-
-def _since(start: float) -> float:
-    return round(time.monotonic() - start, 3)
 
 
 def _load(settings: Settings) -> Any:
@@ -114,7 +59,7 @@ def llm_faults(settings: Settings) -> list[Outcome]:
             llm = make_chat_model(settings.model_copy(update={"llm_base_url": url}))
             for path, components in paths.items():
                 with _assistant(dataclasses.replace(components, llm=llm)) as assistant:
-                    out.append(_fallback(f"llm_{mode}:{path}", functools.partial(assistant.ask, QUERY), wanted[path]))
+                    out.append(fallback(f"llm_{mode}:{path}", functools.partial(assistant.ask, QUERY), wanted[path]))
     return out
 
 
@@ -125,7 +70,7 @@ def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
     from app.testservers import LocalServerError, chroma_server
 
     down = settings.model_copy(update={"chroma_url": closed_port_url().removesuffix("/v1")})
-    out = [_typed_error("chroma_unreachable_at_start", lambda: _load(down))]
+    out = [typed_error("chroma_unreachable_at_start", lambda: _load(down))]
     with contextlib.ExitStack() as server:
         (root / "chroma-server").mkdir(parents=True, exist_ok=True)
         try:
@@ -138,15 +83,15 @@ def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
             with _assistant(_load(remote)) as assistant:
                 assistant.ask(QUERY)
                 server.close()  # the server process stops; the Assistant keeps its client
-                out.append(_fallback("chroma_stopped_mid_session", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
+                out.append(fallback("chroma_stopped_mid_session", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
     components = _load(settings)
     with _assistant(components) as assistant:
         for name in [settings.collection, *(c.name for c in components.kb.client.list_collections())]:
             with contextlib.suppress(Exception):
                 components.kb.client.delete_collection(name)
-        out.append(_fallback("chroma_collection_dropped", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
+        out.append(fallback("chroma_collection_dropped", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
     with _assistant(_load(settings.model_copy(update={"collection": "never-indexed"}))) as assistant:
-        out.append(_fallback("chroma_collection_missing", lambda: assistant.ask(QUERY), ("retrieve_empty:",)))
+        out.append(fallback("chroma_collection_missing", lambda: assistant.ask(QUERY), ("retrieve_empty:",)))
     index_knowledge_base(settings, docs_path=root / "docs.jsonl")  # the scratch KB back for the next faults
     return out
 
@@ -182,11 +127,11 @@ def model_faults(settings: Settings, real: Settings | None) -> list[Outcome]:
     out = []
     for fault, path, how in cases:
         with _pointer(path, how) if how.startswith("v") else _damaged(path, how):
-            out.append(_typed_error(f"models:{fault}", lambda: _load(settings), ModelNotBuiltError))
+            out.append(typed_error(f"models:{fault}", lambda: _load(settings), ModelNotBuiltError))
     if real is not None:  # the trained voters, copied: a truncated head of voter A's CURRENT version
         version = (real.voters_dir / "A" / "CURRENT").read_text(encoding="utf-8").strip()
         with _damaged(real.voters_dir / "A" / version / "head.safetensors", "truncate"):
-            out.append(_typed_error("models:real_voter_head_truncated", lambda: _load(real), ModelNotBuiltError))
+            out.append(typed_error("models:real_voter_head_truncated", lambda: _load(real), ModelNotBuiltError))
     return out
 
 
@@ -210,47 +155,12 @@ def checkpoint_faults(settings: Settings) -> tuple[list[Outcome], str]:
     with _assistant(components) as assistant:
         assistant.ask(QUERY)
         with sqlite_write_lock(settings.checkpoint_db):
-            out.append(_typed_error("checkpoint_locked", lambda: assistant.ask(QUERY), CheckpointerError))
-        out.append(_fallback("checkpoint_lock_released", lambda: assistant.ask(QUERY), ("",)))
+            out.append(typed_error("checkpoint_locked", lambda: assistant.ask(QUERY), CheckpointerError))
+        out.append(fallback("checkpoint_lock_released", lambda: assistant.ask(QUERY), ("",)))
     with read_only(settings.checkpoint_db) as how:
-        out.append(_typed_error("checkpoint_read_only", lambda: _assistant(components).__enter__(), CheckpointerError))
+        out.append(typed_error("checkpoint_read_only", lambda: _assistant(components).__enter__(), CheckpointerError))
     with _assistant(components) as assistant:
-        out.append(_fallback("checkpoint_writable_again", lambda: assistant.ask(QUERY), ("",)))
-    return out, how
-
-
-def feedback_fault(settings: Settings, root: Path, result: SoakResult) -> tuple[list[Outcome], str]:
-    """The feedback store's disk full while a reviewer confirms labels: the resume fails with a FeedbackStoreError and
-    the review stays pending; once the disk frees, resuming again records the row exactly once."""
-    from app.errors import NotPendingError
-    from app.feedback import FeedbackStoreError
-
-    disk = root / "tiny-disk"
-    with tiny_disk(disk, size_kib=1024) as how:
-        store = f"sqlite:///{disk / 'feedback.sqlite'}"
-        components = _load(escalating(settings).model_copy(update={"feedback_url": store}))
-        with _assistant(components) as assistant:
-            asked = assistant.ask(QUERY)
-            if not asked.pending_review:
-                result.count("errors")
-                return [Outcome("feedback_disk_full", "error", "no review to resume", 0.0, False, "no_error")], how
-            thread = asked.thread_id
-            ballast = fill(disk, how, components.feedback.engine)
-            try:
-                resume = lambda: assistant.resume(thread, ["屏幕"], "soak")  # noqa: E731
-                out = [_typed_error("feedback_disk_full", resume, FeedbackStoreError)]
-                still = thread in [p.thread_id for p in assistant.pending_reviews()]
-                out.append(Outcome("feedback_review_still_pending", "fallback", str(still), 0.0, still))
-            finally:
-                unfill(how, ballast, components.feedback.engine)
-            out.append(_fallback("feedback_disk_freed", resume, ("reviewed_by:",)))
-            with contextlib.suppress(NotPendingError):  # a second resume must not record a second row
-                assistant.resume(thread, ["屏幕"], "soak")
-            rows = [r for r in components.feedback.rows() if r.thread_id == thread and r.source == "human"]
-            out.append(Outcome("feedback_rows_for_review", "fallback", f"{len(rows)} row(s)", 0.0, len(rows) == 1))
-            result.count("feedback_lost", int(not rows))
-            result.count("feedback_doubled", max(0, len(rows) - 1))
-        components.feedback.close()
+        out.append(fallback("checkpoint_writable_again", lambda: assistant.ask(QUERY), ("",)))
     return out, how
 
 
@@ -292,8 +202,10 @@ def run(settings: Settings, workdir: Path, *, quick: bool) -> SoakResult:
             outcomes += inject()
         except Exception as exc:  # a fault script that breaks is an error of the run, not a crash of the soak
             text = f"{type(exc).__name__}: {exc}"[:300]
-            outcomes.append(Outcome(f"{group}:script", "-", text, _since(started), False, "unexpected_error"))
-    result.count("errors", sum(1 for o in outcomes if not o.ok and not o.fault.startswith("feedback_rows")))
+            outcomes.append(Outcome(f"{group}:script", "-", text, since(started), False, "unexpected_error"))
+    result.count(
+        "errors", sum(1 for o in outcomes if not o.ok and not o.fault.startswith("feedback_rows"))
+    )  # rows: own counters
     result.figures = {
         "injected": len(outcomes),
         "survived": sum(o.ok for o in outcomes),

@@ -9,7 +9,7 @@ import pytest
 
 from app.config import Settings
 from app.soak import SoakResult
-from app.soak.faults import BOUND, Outcome
+from app.soak.outcome import BOUND, Outcome
 
 
 @pytest.fixture(scope="module")
@@ -71,27 +71,29 @@ def test_a_locked_or_read_only_checkpoint_file_is_a_typed_error_and_recovers(scr
 
 
 def test_feedback_on_a_full_disk_stays_pending_and_arrives_exactly_once(scratch: Settings) -> None:
-    from app.soak.faults import feedback_fault
+    from app.soak.feedback_faults import feedback_fault
 
     result = SoakResult("faults")
     outcomes, how = feedback_fault(scratch, Path(scratch.home).parent, result)
     assert failed(outcomes) == [], outcomes
     assert how in ("tmpfs", "sqlite-full-error")
     by = {o.fault: o.outcome for o in outcomes}
-    assert "disk is full" in by["feedback_disk_full"] and "retry" in by["feedback_disk_full"]
-    assert by["feedback_rows_for_review"] == "1 row(s)"
+    assert "disk is full" in by["feedback_disk_full:review"] and "retry" in by["feedback_disk_full:review"]
+    assert "disk is full" in by["feedback_disk_full:turn"]
+    assert by["feedback_rows:review"] == "1 row(s) ['human']"
+    assert by["feedback_rows:turn"] == "1 row(s) ['llm+rules']"
     assert result.counters["feedback_lost"] == 0 and result.counters["feedback_doubled"] == 0
 
 
 def test_a_fault_that_is_not_handled_is_reported_not_passed() -> None:
-    from app.soak.faults import _fallback, _typed_error
+    from app.soak.outcome import fallback, typed_error
 
     def boom() -> None:
         raise RuntimeError("untyped")
 
-    assert _typed_error("x", boom).problem == "unexpected_error"
-    assert _typed_error("x", lambda: None).problem == "no_error"
-    assert _fallback("x", boom, ("a",)).problem == "unexpected_error"
+    assert typed_error("x", boom).problem == "unexpected_error"
+    assert typed_error("x", lambda: None).problem == "no_error"
+    assert fallback("x", boom, ("a",)).problem == "unexpected_error"
 
 
 @pytest.mark.parametrize(
