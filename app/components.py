@@ -41,6 +41,7 @@ class Components:
         """Load models and open stores; errors name the command that builds what is missing."""
         from app.voters.store import load_pair
 
+        client = client or make_client(settings)  # an unreachable Chroma server fails before minutes of model loading
         data = DemoData(settings.data_dir)
         taxonomy = Taxonomy.load(data.taxonomy)
         shared = shared_encoders(settings)
@@ -52,7 +53,7 @@ class Components:
                 log.warning(
                     "voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`", voter.name
                 )
-        kb = open_kb(settings, client or make_client(settings), _load_embedder(settings, shared))
+        kb = open_kb(settings, client, _load_embedder(settings, shared))
         if kb.count() == 0:
             log.warning(
                 "knowledge base %r is empty: answers offer a human until `labelgate index`", settings.collection

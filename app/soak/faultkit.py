@@ -1,5 +1,5 @@
 """Fault injectors for `app.soak.faults` and the fault tests: a misbehaving OpenAI-compatible LLM server, a closed
-port, a write-locked SQLite file, a read-only directory and a tiny disk that fills up.
+port, a TCP proxy that stalls, a write-locked SQLite file, a read-only directory and a tiny disk that fills up.
 
 Each is the real thing where the machine allows it: the read-only directory is a read-only bind mount and the tiny
 disk a size-limited tmpfs when running as root (root ignores file modes); otherwise a chmod, and a store
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -117,6 +118,53 @@ class FakeLLMServer:
     def base_url(self) -> str:
         assert self._server is not None, "use FakeLLMServer as a context manager"
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+
+class StallingProxy:
+    """A TCP proxy to `host:port` on a free localhost port that can stall: while stalled, bytes are accepted and not
+    forwarded, as from a server that hangs mid-request (the client's own timeout must end the wait)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.stalled = threading.Event()
+        self._closed = threading.Event()
+        self._listener: socket.socket | None = None
+
+    def __enter__(self) -> StallingProxy:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._accept, daemon=True, name="stalling-proxy").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.close()
+
+    @property
+    def url(self) -> str:
+        assert self._listener is not None, "use StallingProxy as a context manager"
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                return
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                while self.stalled.is_set() and not self._closed.is_set():
+                    time.sleep(0.05)
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def closed_port_url() -> str:

@@ -22,10 +22,12 @@ from typing import Any
 
 from app.config import Settings
 from app.soak import SoakResult
-from app.soak.faultkit import FakeLLMServer, closed_port_url, read_only, sqlite_write_lock
+from app.soak.faultkit import FakeLLMServer, StallingProxy, closed_port_url, read_only, sqlite_write_lock
 from app.soak.feedback_faults import feedback_fault
 from app.soak.outcome import Outcome, fallback, since, typed_error
 from app.soak.scratch import QUERY, build_scratch_home, escalating
+
+FAILED = ("retrieve_failed:",)
 
 
 def _load(settings: Settings) -> Any:
@@ -78,12 +80,16 @@ def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
         except LocalServerError as exc:
             out.append(Outcome("chroma_stopped_mid_session", "fallback", f"skipped: {exc}", 0.0, True))
         else:
-            remote = settings.model_copy(update={"chroma_url": url})
-            index_knowledge_base(remote, docs_path=root / "docs.jsonl")
-            with _assistant(_load(remote)) as assistant:
+            index_knowledge_base(settings.model_copy(update={"chroma_url": url}), docs_path=root / "docs.jsonl")
+            proxy = server.enter_context(StallingProxy("127.0.0.1", int(url.rsplit(":", 1)[1])))
+            with _assistant(_load(settings.model_copy(update={"chroma_url": proxy.url}))) as assistant:
                 assistant.ask(QUERY)
+                proxy.stalled.set()  # the server hangs mid-request: the client's chroma_timeout ends the wait
+                out.append(fallback("chroma_stalled_mid_session", functools.partial(assistant.ask, QUERY), FAILED))
+                proxy.stalled.clear()
+                out.append(fallback("chroma_answers_again", functools.partial(assistant.ask, QUERY), ("",)))
                 server.close()  # the server process stops; the Assistant keeps its client
-                out.append(fallback("chroma_stopped_mid_session", lambda: assistant.ask(QUERY), ("retrieve_failed:",)))
+                out.append(fallback("chroma_stopped_mid_session", functools.partial(assistant.ask, QUERY), FAILED))
     components = _load(settings)
     with _assistant(components) as assistant:
         for name in [settings.collection, *(c.name for c in components.kb.client.list_collections())]:

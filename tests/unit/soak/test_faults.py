@@ -47,6 +47,10 @@ def test_chroma_faults_fall_back_or_name_the_fix(scratch: Settings) -> None:
         by["chroma_unreachable_at_start"].outcome
     )
     assert by["chroma_collection_dropped"].outcome == "retrieve_failed:kb_unavailable"
+    if "chroma_stalled_mid_session" in by:  # the `chroma` CLI is installed (else that part is reported skipped)
+        stalled = by["chroma_stalled_mid_session"]
+        assert stalled.outcome == "retrieve_failed:kb_unavailable" and stalled.seconds < scratch.chroma_timeout + 5
+        assert by["chroma_answers_again"].ok
 
 
 def test_missing_or_corrupt_model_files_are_errors_naming_the_command(scratch: Settings) -> None:
