@@ -1,8 +1,8 @@
 """Fault soak (issue 9 item 4): inject each fault for real against a scratch home and check the documented behaviour.
 
-LLM refused / slow past the timeout / garbage JSON / a non-JSON body / HTTP 500; Chroma server unreachable or stopped
-mid-session, collection dropped or missing; voter and encoder files missing or corrupt (CURRENT to a missing version,
-truncated safetensors, no tokenizer); the checkpoint file write-locked by another connection or read-only; the
+LLM refused / slow past the timeout / garbage JSON / a non-JSON body / HTTP 500; Chroma server unreachable, hanging
+or stopped mid-session, collection dropped or missing; voter and encoder files missing or corrupt (CURRENT to a missing
+version, truncated safetensors, no tokenizer); the checkpoint file write-locked by another connection or read-only; the
 feedback store's disk full. Each must end in its fallback (a reason in the Answer's `reasons`, a non-empty answer) or a
 typed LabelgateError with a fix hint, within a bound — and feedback written exactly once after the disk frees.
 
@@ -209,9 +209,8 @@ def run(settings: Settings, workdir: Path, *, quick: bool) -> SoakResult:
         except Exception as exc:  # a fault script that breaks is an error of the run, not a crash of the soak
             text = f"{type(exc).__name__}: {exc}"[:300]
             outcomes.append(Outcome(f"{group}:script", "-", text, since(started), False, "unexpected_error"))
-    result.count(
-        "errors", sum(1 for o in outcomes if not o.ok and not o.fault.startswith("feedback_rows"))
-    )  # rows: own counters
+    unexpected = [o for o in outcomes if not o.ok and not o.fault.startswith("feedback_rows")]  # rows: own counters
+    result.count("errors", len(unexpected))
     result.figures = {
         "injected": len(outcomes),
         "survived": sum(o.ok for o in outcomes),
