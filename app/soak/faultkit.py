@@ -28,6 +28,10 @@ LLM_MODES = ("ok", "slow", "garbage_json", "not_json", "empty", "error_500")
 EXTRACTION = {"labels": ["屏幕", "售后"], "entities": [{"type": "product", "value": "手机"}]}
 
 
+class FaultUnavailable(OSError):
+    """This machine cannot inject the fault for real (the caller reports it skipped, not passed)."""
+
+
 def completion(content: str, model: str = "fake") -> dict[str, Any]:
     """An OpenAI chat.completion body holding `content`."""
     return {
@@ -214,7 +218,7 @@ def read_only(directory: Path) -> Iterator[str]:
             return
         _umount(directory)
     if os.geteuid() == 0:
-        raise OSError("running as root without mount: a chmod would not stop root from writing")
+        raise FaultUnavailable("running as root without mount: a chmod would not stop root from writing")
     modes = {path: path.stat().st_mode for path in [directory, *directory.rglob("*")]}
     try:
         for path in modes:

@@ -22,7 +22,14 @@ from typing import Any
 
 from app.config import Settings
 from app.soak import SoakResult
-from app.soak.faultkit import FakeLLMServer, StallingProxy, closed_port_url, read_only, sqlite_write_lock
+from app.soak.faultkit import (
+    FakeLLMServer,
+    FaultUnavailable,
+    StallingProxy,
+    closed_port_url,
+    read_only,
+    sqlite_write_lock,
+)
 from app.soak.feedback_faults import feedback_fault
 from app.soak.outcome import Outcome, fallback, since, typed_error
 from app.soak.scratch import QUERY, build_scratch_home, escalating
@@ -154,6 +161,7 @@ def _pointer(path: Path, version: str) -> Iterator[None]:
 def checkpoint_faults(settings: Settings) -> tuple[list[Outcome], str]:
     """The checkpoint file write-locked by another connection (the turn fails with a CheckpointerError, then works
     once the lock is gone), and read-only when the Assistant starts."""
+    from app.api import Assistant
     from app.checkpoints import CheckpointerError
 
     components = _load(settings)
@@ -163,8 +171,13 @@ def checkpoint_faults(settings: Settings) -> tuple[list[Outcome], str]:
         with sqlite_write_lock(settings.checkpoint_db):
             out.append(typed_error("checkpoint_locked", lambda: assistant.ask(QUERY), CheckpointerError))
         out.append(fallback("checkpoint_lock_released", lambda: assistant.ask(QUERY), ("",)))
-    with read_only(settings.checkpoint_db) as how:
-        out.append(typed_error("checkpoint_read_only", lambda: _assistant(components).__enter__(), CheckpointerError))
+    how = "unavailable"
+    try:
+        with read_only(settings.checkpoint_db) as how:
+            opening = functools.partial(Assistant, components)
+            out.append(typed_error("checkpoint_read_only", opening, CheckpointerError))
+    except FaultUnavailable as exc:
+        out.append(Outcome("checkpoint_read_only", "error", f"skipped: {exc}", 0.0, True))
     with _assistant(components) as assistant:
         out.append(fallback("checkpoint_writable_again", lambda: assistant.ask(QUERY), ("",)))
     return out, how
