@@ -240,7 +240,7 @@ def tiny_disk(directory: Path, *, size_kib: int = 512) -> Iterator[str]:
         finally:
             _umount(directory)
         return
-    yield "sqlite-page-limit"
+    yield "sqlite-full-error"
 
 
 def fill(directory: Path, how: str, engine: sa.Engine | None = None) -> Path | None:

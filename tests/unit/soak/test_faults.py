@@ -76,13 +76,19 @@ def test_a_locked_or_read_only_checkpoint_file_is_a_typed_error_and_recovers(scr
     assert "readonly" in by["checkpoint_read_only"].outcome
 
 
-def test_feedback_on_a_full_disk_stays_pending_and_arrives_exactly_once(scratch: Settings) -> None:
+@pytest.mark.parametrize("mount", [True, False], ids=["tmpfs-when-root", "sqlite-full-error"])
+def test_feedback_on_a_full_disk_stays_pending_and_arrives_exactly_once(
+    scratch: Settings, mount: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.soak import faultkit
     from app.soak.feedback_faults import feedback_fault
 
+    if not mount:  # the injector machines without root use
+        monkeypatch.setattr(faultkit, "_root_can_mount", lambda: False)
     result = SoakResult("faults")
-    outcomes, how = feedback_fault(scratch, Path(scratch.home).parent, result)
+    outcomes, how = feedback_fault(scratch, Path(scratch.home).parent / f"disk-{mount}", result)
     assert failed(outcomes) == [], outcomes
-    assert how in ("tmpfs", "sqlite-full-error")
+    assert how in (("tmpfs", "sqlite-full-error") if mount else ("sqlite-full-error",))
     by = {o.fault: o.outcome for o in outcomes}
     assert "disk is full" in by["feedback_disk_full:review"] and "retry" in by["feedback_disk_full:review"]
     assert "disk is full" in by["feedback_disk_full:turn"]
