@@ -21,6 +21,7 @@ from app.extras import require
 
 log = logging.getLogger(__name__)
 POOL_MAX = 4  # PostgresSaver serialises its queries behind one lock; more connections only cover reconnects
+LOCK_WAIT = 5.0  # seconds SQLite waits for another process's write lock on the checkpoint file
 SETUP_LOCK = 0x6C61_6265_6C67  # pg_advisory_lock key: two processes starting at once run the migrations once
 
 
@@ -45,18 +46,70 @@ def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     return sqlite_checkpointer(settings)
 
 
+def sqlite_error(path: Path, exc: Exception) -> CheckpointerError:
+    """What went wrong with the checkpoint file and what to do; the turn that met it saved nothing, so retrying it
+    after the fix is safe (a review stays pending)."""
+    text = str(exc).strip() or type(exc).__name__
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        fix = (
+            "another process holds its write lock (a second labelgate on the same LABELGATE_HOME, or a tool with it "
+            "open): retry; to serve from several processes set LABELGATE_DATABASE_URL (PostgreSQL)"
+        )
+    elif "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        fix = "make the file and its directory writable (permissions, a read-only mount) or set LABELGATE_HOME"
+    elif "disk is full" in lowered or "no space" in lowered:
+        fix = "the disk that holds it is full: free space, then retry"
+    else:
+        fix = "`labelgate doctor` checks it; move it away only if it is corrupt (its pending reviews are lost)"
+    return CheckpointerError(f"checkpoint file {path}: {text.splitlines()[0]} — {fix}")
+
+
 def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
-    """The default checkpointer: a SQLite file in the state dir; every review pause survives restarts."""
+    """The default checkpointer: a SQLite file in the state dir; every review pause survives restarts. SQLite waits
+    up to 5 s for a lock; a locked, read-only or full file is then a CheckpointerError that says what to do."""
     from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = settings.checkpoint_db
+
+    class SqliteCheckpointer(SqliteSaver):
+        """SqliteSaver whose SQLite errors are CheckpointerErrors that say what to do. After a write lock timed out,
+        the writes queued behind it wait 50 ms, not 5 s (for a second): a turn fails in ~5 s, not 5 s a step."""
+
+        locked_until = 0.0
+
+        @contextlib.contextmanager
+        def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+            with self.lock:
+                hurry = transaction and time.monotonic() < self.locked_until
+                try:
+                    self.conn.execute(f"PRAGMA busy_timeout = {50 if hurry else int(LOCK_WAIT * 1000)}")
+                    self.setup()
+                    cur = self.conn.cursor()
+                    try:
+                        yield cur
+                    finally:
+                        if transaction:
+                            self.conn.commit()
+                        cur.close()
+                except sqlite3.Error as exc:
+                    if transaction and ("locked" in str(exc) or "busy" in str(exc)):
+                        self.locked_until = time.monotonic() + 1.0
+                    raise sqlite_error(path, exc) from exc
 
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
-        return SqliteSaver(sqlite3.connect(settings.checkpoint_db, check_same_thread=False))
-    except (OSError, sqlite3.Error) as exc:
+        saver = SqliteCheckpointer(sqlite3.connect(path, check_same_thread=False, timeout=LOCK_WAIT))
+        with saver.cursor() as cur:  # tables made and the file proven writable now: it fails at startup, not later
+            version = int(cur.execute("PRAGMA user_version").fetchone()[0])
+            cur.execute(f"PRAGMA user_version = {version}")
+        return saver
+    except OSError as exc:
         raise CheckpointerError(
-            f"cannot open the checkpoint file {settings.checkpoint_db}: {exc} "
-            "(fix the permissions or set LABELGATE_HOME)"
+            f"cannot open the checkpoint file {path}: {exc} (fix the permissions or set LABELGATE_HOME)"
         ) from exc
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, exc) from exc
 
 
 def close_checkpointer(saver: BaseCheckpointSaver[Any]) -> None:

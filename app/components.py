@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from app.config import Settings
 from app.data import DemoData
 from app.embedder import load_embedder, open_kb, shared_encoders
+from app.errors import ModelNotBuiltError
 from app.feedback import FeedbackStore
 from app.kb import KnowledgeBase, make_client
 from app.llm import make_chat_model
@@ -40,6 +41,7 @@ class Components:
         """Load models and open stores; errors name the command that builds what is missing."""
         from app.voters.store import load_pair
 
+        client = client or make_client(settings)  # an unreachable Chroma server fails before minutes of model loading
         data = DemoData(settings.data_dir)
         taxonomy = Taxonomy.load(data.taxonomy)
         shared = shared_encoders(settings)
@@ -51,7 +53,11 @@ class Components:
                 log.warning(
                     "voter %s was trained on other labels than taxonomy.yaml: run `labelgate train`", voter.name
                 )
-        kb = open_kb(settings, client or make_client(settings), load_embedder(settings, shared))
+        kb = open_kb(settings, client, _load_embedder(settings, shared))
+        if kb.count() == 0:
+            log.warning(
+                "knowledge base %r is empty: answers offer a human until `labelgate index`", settings.collection
+            )
         torch = sys.modules.get("torch")  # loaded only by a torch runtime (voter A or embedder on torch)
         if torch is not None:
             torch.set_num_threads(settings.threads)
@@ -59,6 +65,19 @@ class Components:
         feedback = FeedbackStore(settings.feedback_db_url)
         decisions = DecisionLog(settings.decision_log_db_url) if settings.decision_log else None
         return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback, decisions)
+
+
+def _load_embedder(settings: Settings, shared: dict[str, Any]) -> Any:
+    """The retrieval embedder; missing or damaged model files are a ModelNotBuiltError naming the command."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_embedder(settings, shared)
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+        raise ModelNotBuiltError(
+            f"retrieval embedder {settings.embedder_id} cannot be loaded ({reason}): run `labelgate models build`"
+        ) from exc
 
 
 @functools.cache

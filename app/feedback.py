@@ -50,9 +50,14 @@ class FeedbackStoreError(InputError):
 
 def _store_error(url: str, exc: Exception, what: str = "cannot be opened") -> FeedbackStoreError:
     reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return FeedbackStoreError(
-        f"feedback store {shown_url(url)} {what}: {reason} (check LABELGATE_FEEDBACK_URL / LABELGATE_DATABASE_URL)"
-    )
+    lowered = reason.lower()
+    if "disk is full" in lowered or "no space" in lowered or "disk full" in lowered:
+        fix = "its disk is full: free space, then retry (a review stays pending; nothing was recorded)"
+    elif "readonly" in lowered or "read-only" in lowered:
+        fix = "it is read-only: make it writable, then retry (a review stays pending)"
+    else:
+        fix = "check LABELGATE_FEEDBACK_URL / LABELGATE_DATABASE_URL"
+    return FeedbackStoreError(f"feedback store {shown_url(url)} {what}: {reason} ({fix})")
 
 
 def stored_rows(url: str, *, connect_timeout: float = 10.0) -> int | None:

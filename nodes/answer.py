@@ -31,6 +31,14 @@ def cited_ids(text: str, docs: list[DocRecord]) -> list[str]:
     return list(dict.fromkeys(x for x in re.findall(r"\[([^\[\]\s]{1,40})\]", text) if x in known))
 
 
+def garbled(text: str) -> bool:
+    """A reply no customer should see: control characters, undecodable bytes (U+FFFD), or JSON/HTML, not prose."""
+    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]", text):
+        return True
+    head = text.lstrip()[:15].lower()
+    return head.startswith(("{", "[{", "<html", "<!doctype", "<?xml"))
+
+
 class Answer:
     def __init__(self, llm: BaseChatModel | None, *, oos_label: str | None = None) -> None:
         self.llm = llm
@@ -69,6 +77,9 @@ class Answer:
             return passages | {"reasons": add_reasons(state, f"answer:passages_llm_unavailable:{type(exc).__name__}")}
         if not text:
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_empty")}
+        if garbled(text):
+            log.warning("answer LLM returned garbage: %r", text[:80])
+            return passages | {"reasons": add_reasons(state, "answer:passages_llm_invalid_output")}
         cited = cited_ids(text, docs)
         if cited:
             return {"answer": text, "answer_kind": "llm", "citations": cited}

