@@ -11,6 +11,7 @@ from app.data import DemoData, count_docs, iter_docs
 from app.decision import vote
 from app.embedder import load_embedder, open_kb
 from app.kb import KnowledgeBase, Labeler, make_client
+from app.kb_generations import index_atomically
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 
@@ -37,21 +38,27 @@ def index_knowledge_base(
     kb: KnowledgeBase | None = None,
     voters: Sequence[Voter] | None = None,
 ) -> dict[str, Any]:
-    """Sync the collection with the docs file (idempotent); returns counts. The file is validated whole first (a bad
-    row changes nothing), then streamed: memory does not grow with the KB."""
+    """Sync the knowledge base with the docs file (idempotent); returns counts. The file is validated whole first (a
+    bad row changes nothing), then streamed: memory does not grow with the KB. Built as a new generation that serves
+    only once complete (app/kb_generations.py); a passed-in `kb` is synced in place."""
     from app.voters.store import load_pair
 
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
     path = docs_path or data.docs
     total, unlabelled = count_docs(path, taxonomy)
-    if kb is None:
-        kb = open_kb(settings, make_client(settings), load_embedder(settings))
+    serving = kb or open_kb(settings, make_client(settings), load_embedder(settings))
     labeler = None
     if unlabelled:
         voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         labeler = voter_labeler(voters, taxonomy, settings)
     docs = iter_docs(path, taxonomy)
-    return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total) | {
-        "total": kb.count()
-    }
+    if kb is not None:  # a caller's own KB: synced in place
+        return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total) | {
+            "total": kb.count()
+        }
+    counts = index_atomically(
+        serving, settings.collection, docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total
+    )
+    built = KnowledgeBase.open(serving.client, counts["generation"], serving.embedder, create=False, follow=False)
+    return counts | {"total": built.count()}

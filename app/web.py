@@ -230,7 +230,7 @@ def server_app() -> Any:
     from app.config import load_settings
 
     settings = load_settings()
-    # `langgraph dev` exports the URL it serves on; no URL (a container, `langgraph up`) counts as reachable from outside
+    # `langgraph dev` exports the URL it serves on; no URL (a container: `langgraph up`) counts as reachable
     host = urlparse(os.environ.get("LANGGRAPH_API_URL", "")).hostname or "(unknown address)"
     token = serve_token(settings, host)  # no configured token: refuses to start unless on loopback
     if not settings.review_token:
