@@ -166,7 +166,8 @@ def test_sigkill_mid_index_leaves_the_previous_index_serving(
     assert still == served  # the same generation serves, with the same docs and the same answers
     assert len(partial) == 1  # the half-built copy the kill left behind: never served, dropped by the next run
 
-    done = _python(f"from app.cli import main; import sys; sys.argv = ['labelgate', 'index', '--docs', {str(tmp_path / 'docs-v2.jsonl')!r}]; main()")
+    v2 = str(tmp_path / "docs-v2.jsonl")
+    done = _python(f"from app.cli import main; import sys; sys.argv = ['labelgate', 'index', '--docs', {v2!r}]; main()")
     assert done.returncode == 0, done.stderr
     now = json.loads(_python(SERVING).stdout.strip().splitlines()[-1])
     assert now["generation"] != served["generation"] and len(now["docs"]) == 80 and now["hits"][0].startswith("M")
@@ -183,10 +184,12 @@ def test_retrain_killed_mid_way_leaves_the_current_pair_serving(env: Path, monke
     assert run("index")[0] == 0
     v1 = _versions(env)
     assert v1[0] == v1[1] is not None
-    monkeypatch.setenv("LABELGATE_TRAIN__PROMOTION_TOLERANCE", "1.0")  # the gate would promote anything
     kill_on = """
         import os, signal, sys
+        import app.retrain
         import {module} as target
+
+        app.retrain.promotion_decision = lambda *args, **kw: (True, ["forced"])  # the gate passes, the switch runs
         real, calls = target.{name}, []
 
         def wrapped(*args, **kwargs):
@@ -215,17 +218,16 @@ def test_retrain_killed_mid_way_leaves_the_current_pair_serving(env: Path, monke
     assert [e["version"] for e in promotion_history(voters)] == [v1[0]]  # no promotion was recorded
 
 
-def test_models_rollback_restores_the_previous_version(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_rollback_restores_the_previous_version(env: Path) -> None:
     assert run("train")[0] == 0
     assert run("index")[0] == 0
     v1 = _versions(env)
-    monkeypatch.setenv("LABELGATE_TRAIN__PROMOTION_TOLERANCE", "1.0")
-    code, out = run("retrain", "--json")
+    code, out = run("train", "--json")  # a second promoted version
     assert code == 0, out
-    retrained = json.loads(out)
-    assert retrained["promoted"] and _versions(env) == (retrained["now_current"],) * 2 != v1
+    v2 = json.loads(out)["version"]
+    assert _versions(env) == (v2, v2) != v1
     code, out = run("models", "rollback")
-    assert code == 0 and f"rolled back {retrained['now_current']} → {v1[0]}" in out, out
+    assert code == 0 and f"rolled back {v2} → {v1[0]}" in out, out
     assert _versions(env) == v1
     assert run("ask", "屏幕裂了")[0] == 0
     code, out = run("models", "rollback")
