@@ -130,3 +130,58 @@ def test_only_human_and_rule_confirmed_feedback_is_trained_on(settings, taxonomy
     assert len(store.rows()) == 3  # kept and listed, just not learned from
     out = settings.home / "export.jsonl"
     assert store.export(out, taxonomy) == 2 and "电池不耐用" not in out.read_text(encoding="utf-8")
+
+
+def test_the_review_page_shows_queries_as_text_never_as_markup(client, components) -> None:  # type: ignore[no-untyped-def]
+    """The page builds its DOM with createElement/append (text nodes) and Object.assign on properties; no sink that
+    parses HTML exists in it, only its nonce'd script runs (CSP), and the API hands the query over as JSON data.
+    (tests/unit/app/test_web_browser.py checks the same in Chromium where it is installed.)"""
+    import re
+
+    from app.web import page_html
+
+    script = page_html().split("<script>")[1].split("</script>")[0]
+    sinks = (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "Function(",
+        "srcdoc",
+        "onerror",
+    )
+    assert not [sink for sink in sinks if sink in script]
+    assert "createElement" in script and "textContent" in script
+    assert not re.search(r"setAttribute\(\s*['\"]on", script)  # no event-handler attributes from data
+    hostile = '<img src=x onerror="window.pwned=1">宣传<script>alert(1)</script>'
+    Assistant(components).ask(hostile)  # 投诉 via voter B: a pending review
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = client.get("/review/api/pending", headers=auth)
+    assert body.headers["content-type"] == "application/json"
+    assert [row["query"] for row in body.json()["pending"]] == [hostile]
+    page = client.get("/review", headers=auth)
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'nonce-" in csp and "unsafe-inline" not in csp and "default-src 'self'" in csp
+    assert hostile not in page.text  # the page itself carries no review data: it fetches it as JSON
+
+
+def test_invalid_requests_get_4xx_with_a_message(client) -> None:  # type: ignore[no-untyped-def]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    cases = [
+        (client.get("/review/api/resolve", headers=auth), 405),
+        (client.post("/review/api/resolve", headers=auth, content=b"x", params={}), 415),
+        (client.post("/review/api/resolve", headers={**auth, "Content-Type": "application/json"}, content=b"[1"), 400),
+        (client.post("/review/api/resolve", headers=auth, json={"thread_id": " "}), 400),
+        (client.post("/review/api/resolve", headers=auth, json={"thread_id": "t", "labels": ["ADMIN"]}), 400),
+        (
+            client.post(
+                "/review/api/resolve", headers=auth, json={"thread_id": "t", "labels": "屏幕", "reviewer": "a"}
+            ),
+            400,
+        ),
+    ]
+    for response, status in cases:
+        assert response.status_code == status and response.text.strip()
+        if status != 405:
+            assert response.json()["error"]
