@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,20 @@ def voter_labeler(voters: Sequence[Voter], taxonomy: Taxonomy, settings: Setting
     return label
 
 
+def fingerprint(inputs: Sequence[object]) -> str:
+    """A hash of what an index is built from: files by content, anything else by its text."""
+    digest = hashlib.sha256()
+    for item in inputs:
+        if isinstance(item, Path):
+            with item.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        else:
+            digest.update(str(item).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
 def index_knowledge_base(
     settings: Settings,
     *,
@@ -57,8 +72,18 @@ def index_knowledge_base(
         return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total) | {
             "total": kb.count()
         }
+    inner = getattr(serving.embedder, "inner", serving.embedder)  # as the chunk hashes name it
+    inputs = [path, data.taxonomy, settings.chunk_chars, serving.passage_prefix, f"{inner.spec}:{type(inner).__name__}"]
+    inputs += [f"{voter.name}:{voter.version}" for voter in voters or []]  # they label the unlabelled docs
     counts = index_atomically(
-        serving, settings.collection, docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total
+        serving,
+        settings.collection,
+        docs,
+        taxonomy,
+        chunk_chars=settings.chunk_chars,
+        labeler=labeler,
+        total=total,
+        fingerprint=fingerprint(inputs),
     )
     built = KnowledgeBase.open(serving.client, counts["generation"], serving.embedder, create=False, follow=False)
     return counts | {"total": built.count()}

@@ -140,7 +140,10 @@ class KnowledgeBase:
         self._followed = time.monotonic()
         generation = serving_generation(self.client, self.alias)
         if generation != self.collection.name:
-            self.collection, self._parts = self.client.get_collection(generation), {}
+            try:
+                self.collection, self._parts = self.client.get_collection(generation), {}
+            except Exception as exc:  # dropped between the pointer read and now: a KnowledgeBaseError, like a query
+                raise self._query_error(exc) from exc
 
     def count(self) -> int:
         return int(self.collection.count())

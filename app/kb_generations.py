@@ -48,10 +48,18 @@ def serving_generation(client: Any, collection: str) -> str:
     return str((pointer.metadata or {}).get("generation") or collection)
 
 
-def switch_generation(client: Any, collection: str, generation: str) -> None:
-    """Make `generation` the serving one: a single metadata write on the pointer collection."""
+def switch_generation(client: Any, collection: str, generation: str, fingerprint: str = "") -> None:
+    """Make `generation` the serving one: a single metadata write on the pointer collection. `fingerprint` names
+    the inputs it was built from (docs file, taxonomy, chunking, embedder, labelling voters)."""
     pointer = client.get_or_create_collection(pointer_name(collection), embedding_function=None)
-    pointer.modify(metadata={"generation": generation, "switched_at": time.time()})
+    pointer.modify(metadata={"generation": generation, "fingerprint": fingerprint, "switched_at": time.time()})
+
+
+def _fingerprint_of(client: Any, collection: str) -> str:
+    try:
+        return str((client.get_collection(pointer_name(collection)).metadata or {}).get("fingerprint") or "")
+    except Exception:  # no pointer yet (or unreadable): nothing to compare with
+        return ""
 
 
 def _exists(client: Any, name: str) -> bool:
@@ -119,14 +127,20 @@ def index_atomically(
     chunk_chars: int,
     labeler: Labeler | None = None,
     total: int | None = None,
+    fingerprint: str = "",
 ) -> dict[str, Any]:
     """Sync a copy of the serving generation with `docs` and switch to it when complete (see the module's note).
-    Nothing changed → the copy is dropped and nothing switches."""
+    Nothing changed → the copy is dropped and nothing switches; the same `fingerprint` as the serving generation's →
+    nothing is even copied."""
     from app.kb import KnowledgeBase
 
     client = serving.client
     current = serving_generation(client, collection)
     had_index = _exists(client, current)
+    if had_index and fingerprint and _fingerprint_of(client, collection) == fingerprint:
+        chunks = int(client.get_collection(current).count())
+        unchanged = {"docs": total or 0, "chunks": chunks, "upserted": 0, "deleted": 0, "unchanged": chunks}
+        return unchanged | {"generation": current, "switched": False}
     name = new_generation_name(collection)
     build = KnowledgeBase.open(
         client,
@@ -148,8 +162,10 @@ def index_atomically(
         raise
     if had_index and counts["upserted"] == 0 and counts["deleted"] == 0:
         drop_generation(client, name)
+        if fingerprint and current != collection:  # remember: the next run with these inputs copies nothing
+            switch_generation(client, collection, current, fingerprint)
         return counts | {"generation": current, "switched": False}
-    switch_generation(client, collection, name)
+    switch_generation(client, collection, name, fingerprint)
     for old in stale_generations(client, collection, keep=(name, current)):
         drop_generation(client, old)
     return counts | {"generation": name, "previous": current if had_index else None, "switched": True}

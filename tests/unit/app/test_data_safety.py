@@ -248,3 +248,36 @@ def test_a_pair_switch_is_all_or_nothing(tmp_path: Path) -> None:
     assert [e["version"] for e in promotion_history(voters)] == ["v1", "v2"]
     (voters / "HISTORY.jsonl").open("a").write('{"version": "v3", "no')  # a line cut short by a crash
     assert [e["version"] for e in promotion_history(voters)] == ["v1", "v2"]
+
+
+def test_an_index_of_unchanged_inputs_copies_nothing(
+    chroma_client, collection_name, tiny_encoder_dir, taxonomy
+) -> None:  # type: ignore[no-untyped-def]
+    from app.kb_generations import pointer_name
+    from app.voters.encoders import HFEncoder
+
+    serving = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+    built = index_atomically(serving, collection_name, docs_v1(taxonomy), taxonomy, chunk_chars=100, fingerprint="fp1")
+    names = sorted(c.name for c in chroma_client.list_collections())
+    copies: list[str] = []
+    real = serving.collection.__class__.add
+
+    def add(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        copies.append(self.name)
+        return real(self, *args, **kwargs)
+
+    serving.collection.__class__.add = add  # type: ignore[method-assign]
+    try:
+        same = index_atomically(
+            serving, collection_name, docs_v1(taxonomy), taxonomy, chunk_chars=100, fingerprint="fp1"
+        )
+        assert copies == [] and not same["switched"] and same["chunks"] == same["unchanged"] == len(SEED_DOCS)
+        assert sorted(c.name for c in chroma_client.list_collections()) == names
+        other = index_atomically(
+            serving, collection_name, docs_v1(taxonomy), taxonomy, chunk_chars=100, fingerprint="fp2"
+        )
+        assert copies and not other["switched"] and other["generation"] == built["generation"]  # copied, unchanged
+    finally:
+        serving.collection.__class__.add = real  # type: ignore[method-assign]
+    assert chroma_client.get_collection(pointer_name(collection_name)).metadata["fingerprint"] == "fp2"
+    assert sorted(c.name for c in chroma_client.list_collections()) == names  # the unchanged copy was dropped
