@@ -173,7 +173,8 @@ def review_serve(
     token = _run(lambda: serve_token(s, host))
     assistant = _run(_assistant)
     web = _run(lambda: create_app(lambda: AssistantBackend(assistant), token))
-    typer.echo(f"review page: http://{host}:{port}/review?token={token}")
+    shown = "<LABELGATE_REVIEW_TOKEN>" if s.review_token else token  # a configured secret stays out of logs
+    typer.echo(f"review page: http://{host}:{port}/review?token={shown}")
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 

@@ -134,7 +134,10 @@ def chroma_check(s: Settings, timeout: float) -> list[Check]:
         fix = "start the Chroma server, or unset LABELGATE_CHROMA_URL" if s.chroma_url else "labelgate index"
         return [Check("chroma", "fail", str(exc), fix)]
     try:
-        collection = client.get_collection(s.collection)
+        from app.kb_generations import serving_generation
+
+        name = serving_generation(client, s.collection)  # the generation `labelgate index` last switched to
+        collection = client.get_collection(name)
         count = collection.count()
         sample = collection.get(include=["metadatas"], limit=2000)["metadatas"]
         names = {c.name for c in client.list_collections()}
@@ -144,12 +147,13 @@ def chroma_check(s: Settings, timeout: float) -> list[Check]:
     if count == 0:
         return [Check("chroma", "fail", f"{where}: collection {s.collection!r} is empty", "labelgate index")]
     wanted = {part for meta in sample for part in (meta or {}).get("partitions", [])}
-    absent = sorted(label for label in wanted if partition_name(s.collection, label) not in names)
-    parts = sum(1 for name in names if name.startswith(f"{s.collection}--"))
+    absent = sorted(label for label in wanted if partition_name(name, label) not in names)
+    parts = sum(1 for n in names if n.startswith(f"{name}--") and n != f"{name}--current")
     if absent:
         detail = f"{where}: label partitions missing for {absent}"
         return [Check("chroma", "fail", detail, f"delete collection {s.collection!r}, then labelgate index")]
-    return [Check("chroma", "ok", f"{where}: {s.collection!r} has {count} chunks in {parts} label partitions")]
+    shown = repr(s.collection) + (f" (generation {name})" if name != s.collection else "")
+    return [Check("chroma", "ok", f"{where}: {shown} has {count} chunks in {parts} label partitions")]
 
 
 def checkpointer_check(s: Settings, timeout: float) -> list[Check]:

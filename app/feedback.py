@@ -19,6 +19,9 @@ from app.errors import DataError, InputError
 from app.taxonomy import Taxonomy
 
 SOURCES = ("human", "llm+rules", "llm+voter")
+# what retrain learns from: a person's labels, or LLM labels a rule confirmed. LLM labels only a voter agreed with are
+# kept (and listed) but not trained on: the voter would be learning from its own agreement.
+TRAINING_SOURCES = ("human", "llm+rules")
 _meta = sa.MetaData()
 FEEDBACK = sa.Table(
     "feedback",
@@ -132,6 +135,8 @@ class FeedbackStore:
             raise InputError(f"feedback source {source!r} is not one of {', '.join(SOURCES)}")
         if not query.strip() or not labels:
             raise InputError("feedback needs a query and at least one label")
+        if not isinstance(reviewer, str) or not reviewer.strip():
+            raise InputError("feedback needs a reviewer identity (the person, or the rules/voters that confirmed)")
         row = {
             "created": time.time(),
             "thread_id": thread_id,
@@ -162,7 +167,7 @@ class FeedbackStore:
         except sa.exc.OperationalError as exc:
             raise _store_error(self.url, exc, "stopped answering") from exc
 
-    def training_examples(self, taxonomy: Taxonomy, *, sources: Iterable[str] = SOURCES) -> list[Example]:
+    def training_examples(self, taxonomy: Taxonomy, *, sources: Iterable[str] = TRAINING_SOURCES) -> list[Example]:
         """The latest confirmed labels per query text; labels no longer in the taxonomy are an error, not a guess."""
         latest: dict[str, Example] = {}
         for row in self.rows(sources=sources):
@@ -172,7 +177,7 @@ class FeedbackStore:
             latest[row.query] = Example(row.query, tuple(taxonomy.expand(known)))
         return list(latest.values())
 
-    def export(self, path: Path, taxonomy: Taxonomy, *, sources: Iterable[str] = SOURCES) -> int:
+    def export(self, path: Path, taxonomy: Taxonomy, *, sources: Iterable[str] = TRAINING_SOURCES) -> int:
         """Write training rows (the queries/*.jsonl format, with provenance) and return how many."""
         by_query = {row.query: row for row in self.rows(sources=sources)}
         examples = self.training_examples(taxonomy, sources=sources)

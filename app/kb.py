@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from app.chroma import ephemeral_client as ephemeral_client
 from app.chroma import make_client as make_client
 from app.config import PARTITION_EF_SEARCH
 from app.data import Doc
+from app.kb_generations import FOLLOW_SECONDS, serving_generation
 from app.ranking import chunk_partitions
 from app.taxonomy import Taxonomy
 from app.textutil import chunk_text
@@ -102,6 +104,8 @@ class KnowledgeBase:
     client: Any = None
     ef_search: int = PARTITION_EF_SEARCH  # of the partitions: searched nearly exhaustively (they are small)
     _parts: dict[str, Any] = field(default_factory=dict)
+    alias: str | None = None  # the name whose index pointer this KB follows (app/kb_generations.py); None: fixed
+    _followed: float = field(default_factory=time.monotonic)
 
     @classmethod
     def open(
@@ -114,17 +118,32 @@ class KnowledgeBase:
         passage_prefix: str = "passage: ",
         ef_search: int = PARTITION_EF_SEARCH,
         create: bool = True,
+        follow: bool = True,
     ) -> KnowledgeBase:
-        """The KB in collection `name`; with create=False a missing collection is an error (nothing indexed yet)."""
+        """The KB `name` — the generation its index pointer names, if any (follow=False: the collection `name` itself);
+        with create=False a missing collection is an error (nothing indexed yet)."""
         from chromadb.errors import NotFoundError
 
+        alias, name = (name, serving_generation(client, name)) if follow else (None, name)
         try:
             collection = open_collection(client, name) if create else client.get_collection(name)
         except NotFoundError as exc:
             raise KnowledgeBaseError(f"Chroma collection {name!r} does not exist: run `labelgate index`") from exc
         except Exception as exc:  # chromadb raises many types; all mean the store is unusable
             raise KnowledgeBaseError(f"cannot open Chroma collection {name!r}: {exc}") from exc
-        return cls(collection, embedder, query_prefix, passage_prefix, client, ef_search)
+        return cls(collection, embedder, query_prefix, passage_prefix, client, ef_search, alias=alias)
+
+    def _follow(self) -> None:
+        """Move to the generation the pointer names when `labelgate index` switched it (checked every few seconds)."""
+        if self.alias is None or time.monotonic() - self._followed < FOLLOW_SECONDS:
+            return
+        self._followed = time.monotonic()
+        generation = serving_generation(self.client, self.alias)
+        if generation != self.collection.name:
+            try:
+                self.collection, self._parts = self.client.get_collection(generation), {}
+            except Exception as exc:  # dropped between the pointer read and now: a KnowledgeBaseError, like a query
+                raise self._query_error(exc) from exc
 
     def count(self) -> int:
         return int(self.collection.count())
@@ -153,6 +172,7 @@ class KnowledgeBase:
         """Nearest chunks to the vector in the given label partitions (None = all chunks); cosine similarity."""
         if n <= 0 or (partitions is not None and not partitions):
             return []
+        self._follow()
         query = {"query_embeddings": [vector.tolist()], "n_results": n}
         try:
             if partitions is None:

@@ -12,7 +12,7 @@ from app.evaluate import evaluate
 from app.feedback import FeedbackStore
 from app.taxonomy import Taxonomy
 from app.training import train_voters, write_report
-from app.voters.store import current_version, load_pair, promotion_history, record_promotion, set_current
+from app.voters.store import current_version, load_pair, promote_pair, promotion_history, recover_switch
 
 VOTERS = ("A", "B")
 
@@ -42,6 +42,7 @@ def promotion_decision(
 
 
 def retrain(settings: Settings) -> dict[str, Any]:
+    recover_switch(settings.voters_dir)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
     test = load_examples(data.split("test"), taxonomy)
@@ -54,10 +55,9 @@ def retrain(settings: Settings) -> dict[str, Any]:
     report = train_voters(settings, extra=feedback, promote=False)
     candidate = gate_scores(report["test"])
     promoted, comparison = promotion_decision(current, candidate, tolerance=settings.train.promotion_tolerance)
-    if promoted:
-        for name in VOTERS:
-            set_current(settings.voters_dir, name, report["version"])
-        record_promotion(settings.voters_dir, report["version"], note=f"retrain with {len(feedback)} feedback rows")
+    if promoted:  # until here nothing that serves changed: the new version sat beside the current one
+        note = f"retrain with {len(feedback)} feedback rows"
+        promote_pair(settings.voters_dir, report["version"], note=note, names=VOTERS)
         write_report(settings, report)
     return {
         "feedback_rows": len(feedback),
@@ -76,6 +76,7 @@ def retrain(settings: Settings) -> dict[str, Any]:
 
 def rollback(settings: Settings) -> dict[str, str]:
     """Make the version promoted before the current one current again (both voters); the current one is kept."""
+    recover_switch(settings.voters_dir)
     now = current_version(settings.voters_dir, "A")
     promoted = list(
         dict.fromkeys(e["version"] for e in promotion_history(settings.voters_dir) if e["note"] != "rollback")
@@ -86,7 +87,5 @@ def rollback(settings: Settings) -> dict[str, str]:
     for name in VOTERS:
         if not (settings.voters_dir / name / target).is_dir():
             raise InputError(f"version {target} of voter {name} is gone from {settings.voters_dir / name}")
-    for name in VOTERS:
-        set_current(settings.voters_dir, name, target)
-    record_promotion(settings.voters_dir, target, note="rollback")
+    promote_pair(settings.voters_dir, target, note="rollback", names=VOTERS)
     return {"from": now or "", "to": target}

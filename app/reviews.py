@@ -52,7 +52,8 @@ def review_payload(state: dict[str, Any], taxonomy: Taxonomy, error: str | None 
         "query": state["query"],
         "candidates": candidates,
         "reasons": state.get("reasons", []),
-        "mode": taxonomy.review_mode([row["label"] for row in candidates]),
+        # what actually happened: answered already (after_answer) or blocked until a person confirms (before_answer)
+        "mode": "after_answer" if state.get("answer_kind") else "before_answer",
         "allowed_labels": taxonomy.ids,
         "resume_with": {"labels": ["<label id>", "..."], "reviewer": "<your name>"},
     }

@@ -9,14 +9,19 @@ from functools import lru_cache
 from app.errors import InputError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # undecodable bytes (surrogateescape) or a broken UTF-16 pair
 _STOP = set("的了吗呢啊吧呀是我你他她它们这那有在和与或及就都也还要会能可以怎么什么吗？?，,。.!！、 ：:；;（）()")
 
 
 def clean_query(text: object, max_chars: int) -> tuple[str, list[str]]:
-    """Strip control characters and surrounding space, cap the length; (clean text, flags). Empty → InputError."""
+    """Replace lone surrogates, strip control characters and surrounding space, cap the length; (clean text, flags).
+    Empty → InputError."""
     if not isinstance(text, str):
         raise InputError(f"query must be a string, got {type(text).__name__}")
     flags: list[str] = []
+    if _SURROGATE.search(text):  # they cannot be encoded as UTF-8: tokenizers and stores would fail on them
+        text = _SURROGATE.sub("\ufffd", text)
+        flags.append("invalid_characters_replaced")
     cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", text)).strip()
     if cleaned != text.strip():
         flags.append("control_chars_stripped")

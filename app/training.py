@@ -34,7 +34,7 @@ from app.voters.store import (
     lora_writer,
     new_version,
     pooled_logits_fn,
-    record_promotion,
+    promote_pair,
     save_voter,
 )
 from app.voters.train import targets, train_head, train_voter_a
@@ -231,10 +231,10 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
     }
     voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
     voter_a.meta["doc_rows"] = voter_b.meta["doc_rows"] = len(docs)
-    save_voter(settings.voters_dir, voter_a, write_a, make_current=promote)
-    save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=promote)
-    if promote:
-        record_promotion(settings.voters_dir, version, note="train")
+    save_voter(settings.voters_dir, voter_a, write_a, make_current=False)
+    save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=False)
+    if promote:  # both saved whole: now switch the pair in one step
+        promote_pair(settings.voters_dir, version, note="train")
         write_report(settings, report)
     return report
 

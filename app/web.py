@@ -16,10 +16,12 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from app.config import Settings
 from app.errors import ConfigError, LabelgateError, NotPendingError, ReviewError
@@ -228,9 +230,10 @@ def server_app() -> Any:
     from app.config import load_settings
 
     settings = load_settings()
-    token = settings.review_token.get_secret_value() if settings.review_token else ""
-    if not token:
-        token = new_token()
+    # `langgraph dev` exports the URL it serves on; no URL (a container: `langgraph up`) counts as reachable
+    host = urlparse(os.environ.get("LANGGRAPH_API_URL", "")).hostname or "(unknown address)"
+    token = serve_token(settings, host)  # no configured token: refuses to start unless on loopback
+    if not settings.review_token:
         log.warning("LABELGATE_REVIEW_TOKEN is not set; this server's review token is %s (open /review?token=…)", token)
     backend = ServerBackend(Taxonomy.load(settings.data_dir / "taxonomy.yaml"))  # at startup, not in a request
 

@@ -39,6 +39,20 @@ def garbled(text: str) -> bool:
     return head.startswith(("{", "[{", "<html", "<!doctype", "<?xml"))
 
 
+def _fenced(text: str) -> str:
+    """Text that cannot open or close the <资料>/<问题> blocks it is placed in."""
+    for tag in ("资料", "问题"):
+        text = text.replace(f"<{tag}", f"‹{tag}").replace(f"</{tag}", f"‹/{tag}")
+    return text
+
+
+def data_message(state: State) -> str:
+    """The user turn: retrieved docs and the question as fenced data. Docs never go into the system message, so text
+    in a doc (or the query) is read as content, not as instructions."""
+    context = "\n".join(f"[{doc['doc_id']}] {_fenced(doc['title'])}：{_fenced(doc['text'])}" for doc in state["docs"])
+    return f"<资料>\n{context}\n</资料>\n\n<问题>\n{_fenced(state['query'])}\n</问题>"
+
+
 class Answer:
     def __init__(self, llm: BaseChatModel | None, *, oos_label: str | None = None) -> None:
         self.llm = llm
@@ -68,10 +82,9 @@ class Answer:
         }
         if self.llm is None:
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_not_configured")}
-        context = "\n".join(f"[{doc['doc_id']}] {doc['title']}：{doc['text']}" for doc in docs)
-        system = self.system.format(labels="、".join(state.get("labels", [])) or "未知", docs=context)
+        system = self.system.format(labels="、".join(state.get("labels", [])) or "未知")
         try:
-            text = message_text(self.llm.invoke([SystemMessage(system), HumanMessage(state["query"])])).strip()
+            text = message_text(self.llm.invoke([SystemMessage(system), HumanMessage(data_message(state))])).strip()
         except Exception as exc:  # network, timeout, server error
             log.warning("answer LLM failed: %s", exc)
             return passages | {"reasons": add_reasons(state, f"answer:passages_llm_unavailable:{type(exc).__name__}")}

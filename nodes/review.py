@@ -41,7 +41,7 @@ class Review:
             "mode": "after_answer" if state.get("answer_kind") else "before_answer",
             "resolved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        record_feedback(self.feedback, {**state, "review": review}, config, labels, "human")  # type: ignore[typeddict-item]
+        record_feedback(self.feedback, state, config, labels, "human", reviewer=reviewer)
         return {
             "labels": labels,
             "label_source": "human",

@@ -31,7 +31,12 @@ class Rules:
         result = confirm(state.get("llm_labels", []), rule_labels, voter_accepted, self.taxonomy)
         update: dict[str, Any] = {"rule_hits": [hit.to_dict() for hit in hits]}
         if result.confirmed:
-            record_feedback(self.feedback, state, config, result.labels, result.source)
+            llm = set(self.taxonomy.fine_only(state.get("llm_labels", [])))
+            confirmed_by = [f"rule:{hit.rule_id}" for hit in hits if llm & set(hit.labels)]
+            votes = sorted(state.get("votes", {}).items())
+            confirmed_by += [f"voter:{name}" for name, rec in votes if llm & set(rec["accepted"])]
+            who = "auto:" + "+".join(confirmed_by)
+            record_feedback(self.feedback, state, config, result.labels, result.source, reviewer=who)
             return update | {
                 "labels": result.labels,
                 "label_source": result.source,
@@ -53,9 +58,16 @@ class Rules:
 
 
 def record_feedback(
-    store: FeedbackStore | None, state: State, config: RunnableConfig, labels: list[str], source: str
+    store: FeedbackStore | None,
+    state: State,
+    config: RunnableConfig,
+    labels: list[str],
+    source: str,
+    *,
+    reviewer: str,
 ) -> None:
-    """One confirmed label set, with the thread and the voter versions that were asked."""
+    """One confirmed label set, with who confirmed it (a person, or `auto:rule:…+voter:…`), the thread and the voter
+    versions that were asked."""
     if store is None or not labels:
         return
     versions = {name: rec.get("version", "") for name, rec in state.get("votes", {}).items()}
@@ -68,6 +80,6 @@ def record_feedback(
         query=state["query"],
         labels=labels,
         source=source,
-        reviewer=state.get("review", {}).get("reviewer"),
+        reviewer=reviewer,
         model_versions=versions,
     )

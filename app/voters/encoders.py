@@ -55,6 +55,9 @@ class HFEncoder:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(spec)
         self.model = transformers.AutoModel.from_pretrained(spec).eval()
         self.dim = int(self.model.config.hidden_size)
+        positions = getattr(self.model.config, "max_position_embeddings", None)  # a longer input would not run
+        if isinstance(positions, int) and positions > 0:
+            self.max_length = min(max_length, positions)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch

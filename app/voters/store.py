@@ -35,8 +35,54 @@ def new_version() -> str:
 
 
 def current_version(voters_dir: Path, name: str) -> str | None:
+    """The version that serves; while a pair switch is unfinished (killed mid-way), the one it switched from."""
+    switch = _open_switch(voters_dir)
+    if switch is not None and name in switch["from"]:
+        return switch["from"][name]
     pointer = voters_dir / name / "CURRENT"
     return pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+
+
+def _open_switch(voters_dir: Path) -> dict[str, Any] | None:
+    """The journal of a pair switch that has not committed (its HISTORY entry is not written), or None."""
+    journal = voters_dir / "SWITCH"
+    if not journal.is_file():
+        return None
+    switch: dict[str, Any] = json.loads(journal.read_text(encoding="utf-8"))
+    history = promotion_history(voters_dir)
+    return None if history and history[-1].get("switch") == switch["id"] else switch
+
+
+def recover_switch(voters_dir: Path) -> None:
+    """Undo a pair switch that was killed before it committed (the pointers it moved go back); drop the journal."""
+    journal = voters_dir / "SWITCH"
+    switch = _open_switch(voters_dir)
+    if switch is not None:
+        log.warning("undoing the interrupted switch to %s (the previous versions stay current)", switch["version"])
+        for name, version in switch["from"].items():
+            if version is not None:
+                set_current(voters_dir, name, version)
+    journal.unlink(missing_ok=True)
+
+
+def promote_pair(voters_dir: Path, version: str, *, note: str, names: Sequence[str] = ("A", "B")) -> None:
+    """Make `version` current for all voters as one step: journal (with the versions it replaces), pointers, then the
+    HISTORY entry commits it. Killed before the commit, readers keep the previous versions and the next
+    promotion or rollback undoes the moved pointers (`recover_switch`)."""
+    recover_switch(voters_dir)
+    for name in names:
+        if not (voters_dir / name / version).is_dir():
+            raise ModelNotBuiltError(f"voter {name} has no version {version} in {voters_dir}: run `labelgate train`")
+    switch = {"id": f"{version}@{time.time_ns()}", "version": version, "from": {}}
+    switch["from"] = {name: current_version(voters_dir, name) for name in names}
+    journal = voters_dir / "SWITCH"
+    tmp = journal.with_suffix(".tmp")
+    tmp.write_text(json.dumps(switch), encoding="utf-8")
+    tmp.replace(journal)
+    for name in names:
+        set_current(voters_dir, name, version)
+    record_promotion(voters_dir, version, note=note, switch=str(switch["id"]))
+    journal.unlink()
 
 
 def set_current(voters_dir: Path, name: str, version: str) -> None:
@@ -70,19 +116,28 @@ def save_voter(
     return final
 
 
-def record_promotion(voters_dir: Path, version: str, *, note: str) -> None:
+def record_promotion(voters_dir: Path, version: str, *, note: str, switch: str | None = None) -> None:
     """Append to HISTORY.jsonl: which version pair became current, when and why (what rollback walks back)."""
     voters_dir.mkdir(parents=True, exist_ok=True)
     entry = {"version": version, "note": note, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with (voters_dir / "HISTORY.jsonl").open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry) + "\n")
+        handle.write(json.dumps(entry | ({"switch": switch} if switch else {})) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def promotion_history(voters_dir: Path) -> list[dict[str, str]]:
+    """HISTORY.jsonl's entries; a last line cut short by a crash is ignored."""
     path = voters_dir / "HISTORY.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line)) if line.strip() else None
+        except json.JSONDecodeError:
+            log.warning("%s: skipping a broken line %r", path, line[:80])
+    return entries
 
 
 def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:

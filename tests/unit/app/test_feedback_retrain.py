@@ -34,7 +34,14 @@ def test_feedback_store_records_exports_and_validates(feedback_url: str, tmp_pat
     store = FeedbackStore(feedback_url)
     store.add(thread_id="t1", query="屏幕碎了", labels=["屏幕"], source="human", reviewer="alice")
     store.add(thread_id="t2", query="屏幕碎了", labels=["屏幕", "保修政策"], source="human", reviewer="bob")
-    store.add(thread_id="t3", query="双十一优惠", labels=["活动优惠"], source="llm+rules", model_versions={"A": "v1"})
+    store.add(
+        thread_id="t3",
+        query="双十一优惠",
+        labels=["活动优惠"],
+        source="llm+rules",
+        reviewer="auto:rule:promo",
+        model_versions={"A": "v1"},
+    )
     with pytest.raises(InputError, match="source"):
         store.add(thread_id="t4", query="x", labels=["屏幕"], source="guess")
     with pytest.raises(InputError):
