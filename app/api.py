@@ -165,7 +165,7 @@ class Assistant:
         with self._threads.hold(thread_id):
             before = self.graph.get_state(self._config(thread_id))
             pending = bool(before.interrupts)
-            if graph_input is None and (pending or not before.next):
+            if graph_input is None and (pending or not before.tasks):
                 raise NotPendingError(f"thread {thread_id} has no unfinished run")
             if isinstance(graph_input, Command) and not pending:
                 raise NotPendingError(f"thread {thread_id} has no pending review")
@@ -254,7 +254,9 @@ class Assistant:
         unfinished = []
         for thread_id in self._thread_ids():
             snapshot = self.graph.get_state(self._config(thread_id))
-            if snapshot.next and not snapshot.interrupts:
+            # `tasks`, not `next`: a task whose writes were saved before the crash is no longer in `next`, although
+            # the step it belongs to never completed (its checkpoint was not written)
+            if snapshot.tasks and not snapshot.interrupts:
                 unfinished.append(thread_id)
         return unfinished
 
