@@ -1,4 +1,4 @@
-"""Load (issue 9 item 2): C concurrent callers × Q queries (50 × 200; quick: 10 × 20) through the Python API
+"""Load (issue 9 item 2): C concurrent callers × Q queries (50 × 200; quick: 10 × 10) through the Python API
 (`Assistant.ask` / `resume` on threads) and through the HTTP server (`app/server.py`, real uvicorn on localhost, one
 httpx client per caller), one Assistant behind both.
 
@@ -198,8 +198,8 @@ def run(
     home = scratch_home(settings, workdir)
     s = home.settings
     callers = callers or (10 if quick else 50)
-    per = per_caller or (20 if quick else 200)
-    queries = soak_queries(s, 60)
+    per = per_caller or (10 if quick else 200)
+    queries = soak_queries(s, 20 if quick else 60)
     tallies: dict[str, Tally] = {}
     seconds: dict[str, float] = {}
     with Assistant(Components.load(s)) as assistant:
