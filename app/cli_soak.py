@@ -24,7 +24,9 @@ def _available(name: str) -> bool:
 
 
 def soak_command(
-    only: Annotated[str | None, typer.Option(help="comma-separated scripts (default: all): durable,load,faults")] = None,
+    only: Annotated[
+        str | None, typer.Option(help="comma-separated scripts (default: all): durable,load,faults")
+    ] = None,
     quick: Annotated[bool, typer.Option(help="small sizes (seconds to a minute each)")] = False,
     out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
     workdir: Annotated[Path | None, typer.Option(help="scratch directory (default: <home>/soak)")] = None,
@@ -35,7 +37,9 @@ def soak_command(
     names = [x.strip() for x in only.split(",") if x.strip()] if only else list(SCRIPTS)
     unknown = [x for x in names if x not in SCRIPTS]
     if unknown or not names:
-        typer.echo(f"error: unknown soak script {', '.join(unknown) or '(none)'}; one of {', '.join(SCRIPTS)}", err=True)
+        typer.echo(
+            f"error: unknown soak script {', '.join(unknown) or '(none)'}; one of {', '.join(SCRIPTS)}", err=True
+        )
         raise typer.Exit(2)
     missing = [x for x in names if not _available(x)]
     if missing and only:

@@ -52,7 +52,9 @@ def scratch_home(settings: Settings, workdir: Path) -> SoakHome:
                 raise ModelNotBuiltError(f"no knowledge base in {settings.chroma_dir}: run `labelgate index`")
             shutil.copytree(settings.chroma_dir, home / "chroma")
         scratch = settings.model_copy(update=update)
-        return SoakHome(scratch, {"voters": "trained", "encoder_a": scratch.encoder_a_id, "versions": _versions(home / "voters")})
+        return SoakHome(
+            scratch, {"voters": "trained", "encoder_a": scratch.encoder_a_id, "versions": _versions(home / "voters")}
+        )
     return _tiny_home(settings.model_copy(update=update), workdir)
 
 
@@ -112,6 +114,6 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
 
     def rank(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))], 2)
+        return round(1000 * ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))], 2)
 
     return {"p50_ms": rank(0.50), "p95_ms": rank(0.95), "p99_ms": rank(0.99)}

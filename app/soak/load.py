@@ -65,7 +65,7 @@ def _caller(
             t = time.perf_counter()
             out = ask(query, tid)
             took = time.perf_counter() - t
-        except Exception as exc:  # noqa: BLE001 — counted and sampled; the soak goes on
+        except Exception as exc:  # counted and sampled; the soak goes on
             tally.problem("errors", f"{tid} ask: {type(exc).__name__}: {exc}")
             continue
         with tally.lock:
@@ -83,7 +83,7 @@ def _caller(
             t = time.perf_counter()
             done = resolve(tid, [label], reviewer)
             took = time.perf_counter() - t
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             tally.problem("errors", f"{tid} resolve: {type(exc).__name__}: {exc}")
             continue
         with tally.lock:
@@ -217,7 +217,9 @@ def run(
         with running(create_server(assistant, token)) as url:
             http_ask, http_resolve, close = _http_channel(url, token)
             t = time.monotonic()
-            tallies["http"] = _channel("http", callers, per, queries, reference, assistant, http_ask, http_resolve, None)
+            tallies["http"] = _channel(
+                "http", callers, per, queries, reference, assistant, http_ask, http_resolve, None
+            )
             seconds["http"] = time.monotonic() - t
             close()
         still_pending = sum(1 for p in assistant.pending_reviews() if not p.thread_id.startswith("reference-"))
@@ -232,7 +234,9 @@ def run(
         "callers": callers,
         "queries_per_caller": per,
         "distinct_queries": len(queries),
-        "paused_share_of_reference": round(sum(r["pending_review"] for r in reference.values()) / len(queries), 3),
+        "paused_share_of_reference": round(
+            sum(bool(r["pending_review"]) for r in reference.values()) / len(queries), 3
+        ),
         "still_pending": still_pending,
     } | {name: _figures(tally, seconds[name]) for name, tally in tallies.items()}
     result.seconds = round(time.monotonic() - t0, 1)

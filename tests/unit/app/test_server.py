@@ -81,7 +81,9 @@ def test_bad_bodies_and_resolves(client) -> None:  # type: ignore[no-untyped-def
     assert response.status_code == 415 and "JSON" in response.json()["error"]
     response = client.post("/v1/ask", json={"query": "x" * 70_000})
     assert response.status_code == 413
-    unknown = client.post("/v1/reviews/no-such-thread/resolve", json={"labels": ["屏幕"], "reviewer": "a"}, headers=AUTH)
+    unknown = client.post(
+        "/v1/reviews/no-such-thread/resolve", json={"labels": ["屏幕"], "reviewer": "a"}, headers=AUTH
+    )
     assert unknown.status_code == 409 and "no pending review" in unknown.json()["error"]
     paused = client.post("/v1/ask", json={"query": PAUSES, "thread_id": "t-p"}).json()
     again = client.post("/v1/ask", json={"query": PAUSES, "thread_id": "t-p"})

@@ -1,4 +1,4 @@
-"""A tiny trained home for the soak tests: tiny data dir, tiny random-init encoders, voters trained and KB indexed once."""
+"""A tiny trained home for the soak tests: tiny data, tiny random-init encoders, voters trained and KB indexed once."""
 
 from __future__ import annotations
 

@@ -29,9 +29,7 @@ def test_unknown_or_missing_scripts_are_clear_errors(monkeypatch: pytest.MonkeyP
     assert code == 2 and "not in this build" in out and "Traceback" not in out
 
 
-def test_a_failing_script_exits_1_after_the_summary_line(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_failing_script_exits_1_after_the_summary_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def run(settings: object, workdir: Path, *, quick: bool) -> SoakResult:
         result = SoakResult("durable", figures={"threads": 3, "quick": quick})
         result.count("feedback_doubled", 2)
@@ -51,9 +49,7 @@ def test_a_failing_script_exits_1_after_the_summary_line(
     assert report["summary"] == last and report["results"][0]["figures"] == {"threads": 3, "quick": True}
 
 
-def test_quick_load_on_a_home_without_voters_uses_tiny_models(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_quick_load_on_a_home_without_voters_uses_tiny_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key, value in {
         "DATA_DIR": tiny_data(tmp_path),
         "HOME": tmp_path / "home",

@@ -25,7 +25,12 @@ def test_the_per_thread_check_counts_a_leaked_answer_or_review() -> None:
     answers: dict[str, dict[str, Any]] = {}
 
     def leaky_ask(query: str, tid: str) -> dict[str, Any]:
-        out = {key: None for key in FIELDS} | {"thread_id": tid, "query": query, "labels": [query], "pending_review": True}
+        out = {key: None for key in FIELDS} | {
+            "thread_id": tid,
+            "query": query,
+            "labels": [query],
+            "pending_review": True,
+        }
         answers[tid] = out
         if tid.endswith("-1"):  # another thread's answer comes back
             return answers[tid.replace("-1", "-0")]
@@ -34,7 +39,8 @@ def test_the_per_thread_check_counts_a_leaked_answer_or_review() -> None:
     def resolve(tid: str, labels: list[str], reviewer: str) -> dict[str, Any]:
         review = {"reviewer": "someone-else" if tid.endswith("-2") else reviewer}
         return {"thread_id": tid, "query": answers[tid]["query"], "labels": labels, "label_source": "human"} | {
-            "review": review, "pending_review": False
+            "review": review,
+            "pending_review": False,
         }
 
     tally = Tally()
