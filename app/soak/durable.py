@@ -65,7 +65,11 @@ def child(settings_path: Path, plan_path: Path) -> None:
 def _run_child_and_kill(settings_path: Path, plan_path: Path, kill_after: int, rng: random.Random) -> dict[str, Any]:
     """Start the child, SIGKILL it inside the resume after `kill_after` finished ones; what it announced."""
     cmd = [sys.executable, "-m", "app.soak.durable", "--child", str(settings_path), str(plan_path)]
-    env = os.environ | {"LANGSMITH_TRACING": "false"}
+    root = str(Path(__file__).resolve().parents[2])  # the child runs this very code, whatever the cwd
+    env = os.environ | {
+        "LANGSMITH_TRACING": "false",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     started: list[str] = []
