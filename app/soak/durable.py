@@ -24,12 +24,14 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.errors import LabelgateError
 from app.soak import SoakResult
 from app.soak.common import dump_settings, load_dumped, scratch_home, soak_queries
 
@@ -70,8 +72,12 @@ def _run_child_and_kill(settings_path: Path, plan_path: Path, kill_after: int, r
         "LANGSMITH_TRACING": "false",
         "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
     }
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log_path = plan_path.with_name("child.log")  # a file, not a pipe: a full stderr pipe would stall the child
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     assert proc.stdout is not None
+    watchdog = threading.Timer(120 + 2.0 * kill_after, proc.kill)  # a stalled child ends the soak, it does not hang
+    watchdog.start()
     started: list[str] = []
     done: list[str] = []
     durations: list[float] = []
@@ -93,9 +99,10 @@ def _run_child_and_kill(settings_path: Path, plan_path: Path, kill_after: int, r
             done.append(tid)
             durations.append(time.monotonic() - began)
     proc.wait()
-    stderr = proc.stderr.read() if proc.stderr else ""
+    watchdog.cancel()
     if not killed:
-        raise RuntimeError(f"the resuming child exited (code {proc.returncode}) before the kill: {stderr[-2000:]}")
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise LabelgateError(f"the resuming child exited (code {proc.returncode}) before the kill ({log_path}): {tail}")
     resume_seconds = sum(durations)
     return {
         "started": started,
