@@ -116,3 +116,13 @@ def test_concurrent_http_callers_get_their_own_threads(assistant) -> None:  # ty
     with running(create_server(assistant, TOKEN)) as url, ThreadPoolExecutor(6) as pool:
         results = [row for rows in pool.map(caller, range(6)) for row in rows]
     assert len(results) == 18 and all(tid == got_tid and q == got_q for tid, q, got_tid, got_q in results)
+
+
+def test_serve_refuses_a_non_loopback_address_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    monkeypatch.delenv("LABELGATE_REVIEW_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8099"])
+    assert result.exit_code == 2 and "LABELGATE_REVIEW_TOKEN" in result.output
