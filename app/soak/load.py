@@ -33,6 +33,7 @@ FIELDS = ("labels", "decision", "route", "label_source", "answer", "pending_revi
 Ask = Callable[[str, str], dict[str, Any]]
 Resolve = Callable[[str, list[str], str], dict[str, Any]]
 StateCheck = Callable[[str, str], bool]
+BUDGET_S = 840.0  # both channels together; 50 × 200 took 582 s (Python) + 507 s (HTTP) on a shared 2-core machine
 
 
 class Tally:
@@ -47,6 +48,7 @@ class Tally:
         self.samples: list[str] = []
         self.resolved: dict[str, tuple[str, str, str]] = {}  # thread → (query, label, reviewer)
         self.paused: list[str] = []
+        self.stopped = 0  # callers stopped by the time bound before their last query
 
     def problem(self, kind: str, what: str) -> None:
         with self.lock:
@@ -58,8 +60,13 @@ class Tally:
 def _caller(
     c: int, per: int, channel: str, queries: list[str], reference: dict[str, dict[str, Any]], fine: list[str],
     expand: Callable[[list[str]], list[str]], ask: Ask, resolve: Resolve, state_ok: StateCheck | None, tally: Tally,
+    deadline: float = float("inf"),
 ) -> None:  # fmt: skip
     for i in range(per):
+        if time.monotonic() > deadline:  # the soak's time bound: stop between turns, never inside one
+            with tally.lock:
+                tally.stopped += 1
+            return
         query = queries[(c * 13 + i) % len(queries)]
         tid = f"{channel}-{c}-{i}"
         try:
@@ -106,15 +113,28 @@ def _caller(
 
 def _channel(
     channel: str, callers: int, per: int, queries: list[str], reference: dict[str, dict[str, Any]], assistant: Any,
-    ask: Ask, resolve: Resolve, state_ok: StateCheck | None,
+    ask: Ask, resolve: Resolve, state_ok: StateCheck | None, budget_s: float,
 ) -> Tally:  # fmt: skip
     tally = Tally()
+    deadline = time.monotonic() + budget_s
     taxonomy = assistant.components.taxonomy
     fine = [x.id for x in taxonomy.labels if x.parent]
     with ThreadPoolExecutor(callers, thread_name_prefix=f"soak-{channel}") as pool:
         futures = [
             pool.submit(
-                _caller, c, per, channel, queries, reference, fine, taxonomy.expand, ask, resolve, state_ok, tally
+                _caller,
+                c,
+                per,
+                channel,
+                queries,
+                reference,
+                fine,
+                taxonomy.expand,
+                ask,
+                resolve,
+                state_ok,
+                tally,
+                deadline,
             )
             for c in range(callers)
         ]
@@ -184,6 +204,7 @@ def _figures(tally: Tally, seconds: float) -> dict[str, Any]:
         "qps": round((len(tally.ask_seconds) + len(tally.resolve_seconds)) / seconds, 1) if seconds else 0.0,
         "ask": percentiles(tally.ask_seconds),
         "resolve": percentiles(tally.resolve_seconds),
+        "callers_stopped_by_time_bound": tally.stopped,
         "errors": tally.errors,
         "leaks": tally.leaks,
         "samples": tally.samples,
@@ -191,9 +212,17 @@ def _figures(tally: Tally, seconds: float) -> dict[str, Any]:
 
 
 def run(
-    settings: Settings, workdir: Path, *, quick: bool, callers: int | None = None, per_caller: int | None = None
+    settings: Settings,
+    workdir: Path,
+    *,
+    quick: bool,
+    callers: int | None = None,
+    per_caller: int | None = None,
+    budget_s: float = BUDGET_S,
 ) -> SoakResult:
-    """The load soak in a scratch home under `workdir`; `callers` / `per_caller` override its size (tests)."""
+    """The load soak in a scratch home under `workdir`; `callers` / `per_caller` override its size (tests). Each
+    channel gets half of `budget_s`: callers still asking then stop between turns (counted in the figures), which
+    keeps `make soak` bounded on a slow or shared machine."""
     from app.api import Assistant
     from app.components import Components
     from app.server import create_server, running
@@ -218,14 +247,16 @@ def run(
                 assistant.resume(f"reference-{j}", [assistant.components.taxonomy.ids[0]], "reference")
         ask, resolve, state_ok = _python_channel(assistant)
         t = time.monotonic()
-        tallies["python"] = _channel("py", callers, per, queries, reference, assistant, ask, resolve, state_ok)
+        tallies["python"] = _channel(
+            "py", callers, per, queries, reference, assistant, ask, resolve, state_ok, budget_s / 2
+        )
         seconds["python"] = time.monotonic() - t
         token = new_token()
         with running(create_server(assistant, token)) as url:
             http_ask, http_resolve, close = _http_channel(url, token)
             t = time.monotonic()
             tallies["http"] = _channel(
-                "http", callers, per, queries, reference, assistant, http_ask, http_resolve, None
+                "http", callers, per, queries, reference, assistant, http_ask, http_resolve, None, budget_s / 2
             )
             seconds["http"] = time.monotonic() - t
             close()
@@ -242,6 +273,8 @@ def run(
         "llm": "none (extract skipped → review; answers from passages)",
         "callers": callers,
         "queries_per_caller": per,
+        "planned_turns_per_channel": callers * per,
+        "time_bound_s": budget_s,
         "distinct_queries": len(queries),
         "paused_share_of_reference": round(
             sum(bool(r["pending_review"]) for r in reference.values()) / len(queries), 3

@@ -47,3 +47,10 @@ def test_the_per_thread_check_counts_a_leaked_answer_or_review() -> None:
     _caller(0, 3, "t", ["q1", "q2"], reference, ["屏幕"], list, leaky_ask, resolve, None, tally)
     assert tally.errors == 0 and tally.leaks == 2  # the swapped answer and the other reviewer's resolve
     assert len(tally.samples) == 2
+
+
+def test_the_time_bound_stops_callers_between_turns(soak_source: Settings, tmp_path: Path) -> None:
+    result = run(soak_source, tmp_path / "load", quick=True, callers=2, per_caller=50, budget_s=0.0)
+    assert result.counters == dict.fromkeys(COUNTERS, 0), result.figures
+    for channel in ("python", "http"):
+        assert result.figures[channel]["turns"] == 0 and result.figures[channel]["callers_stopped_by_time_bound"] == 2
