@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 export LANGSMITH_TRACING ?= false
 
-.PHONY: demo test test-slow smoke models train index install browser postgres lint clean
+.PHONY: demo test test-slow smoke soak models train index install browser postgres lint clean
 
 # pytest exit code 5 means "no tests collected": not a failure of the suite's setup, but report it.
 PYTEST = $(BIN)/python -m pytest
@@ -65,6 +65,11 @@ test: install browser postgres
 
 test-slow: train
 	$(PYTEST) tests -q -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no slow tests collected"; rc=0; fi; exit $$rc
+
+# The reliability soaks of issue 9 (durable reviews under SIGKILL, load over the API and HTTP, faults), in scratch homes
+# under $(HOME_DIR)/soak; ends with `soak: reviews_lost=0 … leaks=0` and fails when any is not zero.
+soak: index
+	$(LG) soak --out $(HOME_DIR)/soak.json
 
 # Real end to end: build models, train, index, one question through the graph, one feedback round, the slow tests.
 smoke: index

@@ -163,7 +163,10 @@ class Assistant:
         if callbacks:
             config["callbacks"] = callbacks
         with self._threads.hold(thread_id):
-            pending = bool(self.graph.get_state(self._config(thread_id)).interrupts)
+            before = self.graph.get_state(self._config(thread_id))
+            pending = bool(before.interrupts)
+            if graph_input is None and (pending or not before.tasks):
+                raise NotPendingError(f"thread {thread_id} has no unfinished run")
             if isinstance(graph_input, Command) and not pending:
                 raise NotPendingError(f"thread {thread_id} has no pending review")
             if not isinstance(graph_input, Command) and pending:
@@ -225,13 +228,17 @@ class Assistant:
         async for step in iterate_in_thread(lambda: steps):
             yield step
 
-    def pending_reviews(self) -> list[PendingReview]:
-        """Threads paused at review, oldest first (read from the checkpointer; survives restarts)."""
+    def _thread_ids(self) -> list[str]:
+        """Every thread the checkpointer holds, oldest first."""
         seen: dict[str, None] = {}
         for checkpoint in self.checkpointer.list(None):
             seen.setdefault(checkpoint.config["configurable"]["thread_id"], None)
+        return list(reversed(list(seen)))
+
+    def pending_reviews(self) -> list[PendingReview]:
+        """Threads paused at review, oldest first (read from the checkpointer; survives restarts)."""
         pending = []
-        for thread_id in reversed(list(seen)):
+        for thread_id in self._thread_ids():
             snapshot = self.graph.get_state(self._config(thread_id))
             if snapshot.interrupts:
                 pending.append(PendingReview(thread_id, snapshot.values.get("query", ""), snapshot.interrupts[0].value))
@@ -240,6 +247,22 @@ class Assistant:
     def resume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
         """Confirm labels for a paused thread (validated against the taxonomy) and finish its run."""
         return self._last(self._resume_turn(thread_id, labels, reviewer))
+
+    def unfinished_runs(self) -> list[str]:
+        """Threads whose run stopped between nodes without a review pause: the process died mid-turn (e.g. killed
+        after a review was resolved, before its answer). `finish` carries each on from its last checkpoint."""
+        unfinished = []
+        for thread_id in self._thread_ids():
+            snapshot = self.graph.get_state(self._config(thread_id))
+            # `tasks`, not `next`: a task whose writes were saved before the crash is no longer in `next`, although
+            # the step it belongs to never completed (its checkpoint was not written)
+            if snapshot.tasks and not snapshot.interrupts:
+                unfinished.append(thread_id)
+        return unfinished
+
+    def finish(self, thread_id: str) -> Answer:
+        """Run an unfinished thread's remaining nodes from its last checkpoint (nodes already done are not rerun)."""
+        return self._last(self._turn(thread_id, None, "finish", {}))
 
     async def aresume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
         """resume from asyncio (on a worker thread, like aask)."""

@@ -17,6 +17,7 @@ from app.cli_common import settings as _settings
 from app.cli_eval import eval_app
 from app.cli_monitor import report_command
 from app.cli_ops import bench_app, feedback_app, llm_app, register
+from app.cli_soak import register as register_soak
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labelgate: label-gated RAG against semantic drift")
 models_app = typer.Typer(no_args_is_help=True, help="offline models")
@@ -28,6 +29,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(llm_app, name="llm")
 app.add_typer(feedback_app, name="feedback")
 register(app, models_app)
+register_soak(app)
 app.command("report")(report_command)
 
 

@@ -108,6 +108,61 @@ class ServerBackend:
         }
 
 
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+def token_guard(token: str) -> tuple[Callable[[Any], bool], Callable[[Handler], Handler]]:
+    """(authorized, guarded) for routes that need the review token: `Authorization: Bearer <token>` or the page's
+    cookie, compared in constant time; a guarded handler answers 401 without it, and typed errors as 4xx JSON."""
+    from starlette.responses import JSONResponse
+
+    def authorized(request: Any) -> bool:
+        header = request.headers.get("authorization", "")
+        offered = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
+        return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
+
+    def guarded(handler: Handler) -> Handler:
+        async def wrapper(request: Any) -> Any:
+            if not authorized(request):
+                return JSONResponse({"error": "review token required"}, status_code=401)
+            return await errors_as_json(handler)(request)
+
+        return wrapper
+
+    return authorized, guarded
+
+
+def errors_as_json(handler: Handler) -> Handler:
+    """Typed errors as JSON with their message: 409 for a thread with no pending review, else 400."""
+    from starlette.responses import JSONResponse
+
+    async def wrapper(request: Any) -> Any:
+        try:
+            return await handler(request)
+        except NotPendingError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        except LabelgateError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    return wrapper
+
+
+async def read_json(request: Any, max_body: int = MAX_BODY) -> Any:
+    """The request's parsed JSON body, or the 4xx JSONResponse (a Response) that says what is wrong with it."""
+    from starlette.responses import JSONResponse
+
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
+    body = await request.body()
+    if len(body) > max_body:
+        return JSONResponse({"error": f"request body over {max_body} bytes"}, status_code=413)
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        return JSONResponse({"error": f"invalid JSON: {exc}"}, status_code=400)
+    return data
+
+
 def page_html() -> str:
     return resources.files("app").joinpath("review_page.html").read_text(encoding="utf-8")
 
@@ -129,25 +184,7 @@ def create_app(backend: Callable[[], ReviewBackend], token: str, *, lifespan: An
             holder["backend"] = backend()
         return holder["backend"]
 
-    def authorized(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        offered = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
-        return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
-
-    def guarded(
-        handler: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def wrapper(request: Request) -> Response:
-            if not authorized(request):
-                return JSONResponse({"error": "review token required"}, status_code=401)
-            try:
-                return await handler(request)
-            except NotPendingError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=409)
-            except LabelgateError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-
-        return wrapper
+    authorized, guarded = token_guard(token)
 
     async def page(request: Request) -> Response:
         offered = request.query_params.get("token")
@@ -172,15 +209,9 @@ def create_app(backend: Callable[[], ReviewBackend], token: str, *, lifespan: An
         return JSONResponse({"pending": await b.pending(), "labels": labels})
 
     async def resolve(request: Request) -> Response:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": f"request body over {MAX_BODY} bytes"}, status_code=413)
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            return JSONResponse({"error": f"invalid JSON: {exc}"}, status_code=400)
+        data = await read_json(request)
+        if isinstance(data, Response):
+            return data
         if not isinstance(data, dict) or not isinstance(data.get("thread_id"), str) or not data["thread_id"].strip():
             return JSONResponse({"error": "'thread_id' (string) is required"}, status_code=400)
         b = get_backend()

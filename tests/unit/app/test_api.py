@@ -139,6 +139,39 @@ def test_a_crash_after_recording_feedback_does_not_double_it(stored) -> None:  #
     store.close()
 
 
+def test_a_run_that_died_after_its_review_is_listed_and_finished(components) -> None:  # type: ignore[no-untyped-def]
+    """The review resolved, then the run died in retrieve (as a process killed there would leave it): the thread is
+    no longer pending, `unfinished_runs` lists it and `finish` answers it with the reviewed labels, feedback once."""
+    from app.errors import NotPendingError
+
+    class DiesOnce:
+        def __init__(self, kb) -> None:  # type: ignore[no-untyped-def]
+            self.kb, self.armed = kb, False
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.kb, name)
+
+        def search(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.armed:
+                self.armed = False
+                raise RuntimeError("simulated crash in retrieve")
+            return self.kb.search(*args, **kwargs)
+
+    kb = DiesOnce(components.kb)
+    with Assistant(dataclasses.replace(components, kb=kb)) as assistant:
+        paused = assistant.ask("你们宣传的和实际不一样")
+        assert paused.pending_review and assistant.unfinished_runs() == []
+        kb.armed = True
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            assistant.resume(paused.thread_id, labels=["虚假宣传"], reviewer="dana")
+        assert assistant.pending_reviews() == [] and assistant.unfinished_runs() == [paused.thread_id]
+        done = assistant.finish(paused.thread_id)
+        assert done.labels == ["投诉", "虚假宣传"] and done.label_source == "human" and done.answer
+        assert assistant.unfinished_runs() == [] and len(components.feedback.rows(sources=["human"])) == 1
+        with pytest.raises(NotPendingError, match="no unfinished run"):
+            assistant.finish(paused.thread_id)
+
+
 # Concurrency and async: one Assistant (one compiled graph) serving many conversations at once.
 MIXED = (
     "我的手机屏幕裂了，保修可以换吗？",  # auto
