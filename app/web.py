@@ -133,14 +133,21 @@ def token_guard(token: str) -> tuple[Callable[[Any], bool], Callable[[Handler], 
 
 
 def errors_as_json(handler: Handler) -> Handler:
-    """Typed errors as JSON with their message: 409 for a thread with no pending review, else 400."""
+    """Typed errors as JSON with their message: 409 for a thread with no pending review, 503 when a store the server
+    depends on fails (feedback disk full, checkpoints locked, Chroma down: retry later), else 400."""
     from starlette.responses import JSONResponse
+
+    from app.checkpoints import CheckpointerError
+    from app.chroma import KnowledgeBaseError
+    from app.feedback import FeedbackStoreError
 
     async def wrapper(request: Any) -> Any:
         try:
             return await handler(request)
         except NotPendingError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
+        except (FeedbackStoreError, CheckpointerError, KnowledgeBaseError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
         except LabelgateError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -141,6 +142,21 @@ def keyword_voter(name: str, taxonomy: Taxonomy, keywords: dict[str, list[str]])
 @pytest.fixture()
 def voters(taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
     return [keyword_voter("A", taxonomy, KEYWORDS_A), keyword_voter("B", taxonomy, KEYWORDS_B)]
+
+
+# A handful of queries per label for tiny data dirs (CLI and soak tests).
+ROWS = {
+    "屏幕": ["屏幕裂了", "屏幕碎了怎么办", "手机屏幕坏了"],
+    "电池": ["电池不耐用", "电池鼓包了", "换电池多少钱"],
+    "活动优惠": ["有什么活动", "双十一优惠", "最近有优惠吗"],
+    "服务态度": ["客服态度差", "店员态度恶劣", "投诉你们的态度"],
+    "其他": ["今天天气怎么样", "股票怎么买", "讲个笑话"],
+}
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 SEED_DOCS = [

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import shutil
 import time
 import warnings
@@ -31,7 +32,8 @@ KIND_HEAD = "frozen-head"
 
 
 def new_version() -> str:
-    return time.strftime("v%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
+    """Time-ordered and unique: two trainings in the same second of one process get different versions."""
+    return time.strftime("v%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def current_version(voters_dir: Path, name: str) -> str | None:

@@ -11,20 +11,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.config import TrainSettings
-from tests.conftest import ROOT, SEED_DOCS
-
-ROWS = {
-    "屏幕": ["屏幕裂了", "屏幕碎了怎么办", "手机屏幕坏了"],
-    "电池": ["电池不耐用", "电池鼓包了", "换电池多少钱"],
-    "活动优惠": ["有什么活动", "双十一优惠", "最近有优惠吗"],
-    "服务态度": ["客服态度差", "店员态度恶劣", "投诉你们的态度"],
-    "其他": ["今天天气怎么样", "股票怎么买", "讲个笑话"],
-}
-
-
-def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+from tests.conftest import ROOT, ROWS, SEED_DOCS, write_jsonl
 
 
 @pytest.fixture()

@@ -19,8 +19,8 @@ from app.data import Doc
 from app.kb import KnowledgeBase
 from app.kb_generations import index_atomically, serving_generation, stale_generations
 from app.voters.store import current_version, promote_pair, promotion_history, recover_switch
-from tests.conftest import ROOT, SEED_DOCS
-from tests.unit.app.test_cli import env, run, write_jsonl
+from tests.conftest import ROOT, SEED_DOCS, write_jsonl
+from tests.unit.app.test_cli import env, run
 
 __all__ = ["env"]  # the CLI's tiny data dir and LABELGATE_* settings (a fixture)
 
@@ -232,6 +232,17 @@ def test_models_rollback_restores_the_previous_version(env: Path) -> None:
     assert run("ask", "屏幕裂了")[0] == 0
     code, out = run("models", "rollback")
     assert code == 2 and "nothing to roll back" in out and "error:" in out
+
+
+def test_two_trainings_in_one_second_of_one_process_get_their_own_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the rollback test: a second `train` within the same second reused the version and failed to save."""
+    import time
+
+    from app.voters.store import new_version
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *_: "v20261202-161500-")  # one frozen second
+    first, second = new_version(), new_version()
+    assert first != second and first.startswith("v20261202-161500-") and second.startswith("v20261202-161500-")
 
 
 def test_a_pair_switch_is_all_or_nothing(tmp_path: Path) -> None:

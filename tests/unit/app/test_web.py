@@ -154,3 +154,29 @@ def test_server_backend_lists_and_resumes_server_threads(taxonomy) -> None:  # t
     )
     assert done.json()["resolved"]["labels"] == ["售后", "屏幕"] and not done.json()["resolved"]["pending_review"]
     assert fake.resumed == [("t1", "labelgate", {"resume": {"labels": ["售后", "屏幕"], "reviewer": "a"}})]
+
+
+def test_store_failures_are_503_with_their_message_other_typed_errors_400() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from app.checkpoints import CheckpointerError
+    from app.errors import InputError, NotPendingError
+    from app.feedback import FeedbackStoreError
+    from app.web import errors_as_json
+
+    raised = {
+        "/full": FeedbackStoreError("feedback store is full: free space, then retry"),
+        "/locked": CheckpointerError("database is locked: retry"),
+        "/bad": InputError("labels ['ADMIN'] are not in the taxonomy"),
+        "/done": NotPendingError("thread t has no pending review"),
+    }
+
+    async def fail(request):  # type: ignore[no-untyped-def]
+        raise raised[request.url.path]
+
+    client = TestClient(Starlette(routes=[Route(path, errors_as_json(fail)) for path in raised]))
+    got = {path: client.get(path) for path in raised}
+    assert {path: r.status_code for path, r in got.items()} == {"/full": 503, "/locked": 503, "/bad": 400, "/done": 409}
+    assert got["/full"].json()["error"].startswith("feedback store is full") and got["/full"].headers["retry-after"]

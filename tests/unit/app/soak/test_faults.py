@@ -10,6 +10,7 @@ import pytest
 from app.config import Settings
 from app.soak import SoakResult
 from app.soak.outcome import BOUND, Outcome
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from app.soak.scratch import build_scratch_home
 
     root = tmp_path_factory.mktemp("faults") / "scratch"
-    base = Settings(data_dir=Path(__file__).resolve().parents[3] / "data", llm_local=False)
+    base = Settings(data_dir=ROOT / "data", llm_local=False)
     return build_scratch_home(base, root)
 
 
