@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.config import Settings
-from app.errors import LabelgateError
+from app.errors import LabelgateError, StoreUnavailableError
 from app.extras import require
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ LOCK_WAIT = 5.0  # seconds SQLite waits for another process's write lock on the 
 SETUP_LOCK = 0x6C61_6265_6C67  # pg_advisory_lock key: two processes starting at once run the migrations once
 
 
-class CheckpointerError(LabelgateError):
+class CheckpointerError(StoreUnavailableError):
     """The checkpoint store cannot be opened or stopped answering (server down, bad URL, no permission)."""
 
 

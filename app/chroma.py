@@ -7,12 +7,12 @@ import logging
 from typing import Any
 
 from app.config import Settings
-from app.errors import LabelgateError
+from app.errors import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
 
-class KnowledgeBaseError(LabelgateError):
+class KnowledgeBaseError(StoreUnavailableError):
     """Chroma is unreachable or the collection is unusable."""
 
 

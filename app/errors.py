@@ -17,6 +17,10 @@ class InputError(LabelgateError):
     """A caller passed something we refuse (empty query, unknown label, unknown thread)."""
 
 
+class StoreUnavailableError(LabelgateError):
+    """A store labelgate depends on (checkpoints, feedback, Chroma) failed or cannot be reached: retry later."""
+
+
 class ModelNotBuiltError(LabelgateError):
     """A model directory is missing or corrupt; the message names the command that builds it."""
 

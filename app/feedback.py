@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.data import Example
-from app.errors import DataError, InputError
+from app.errors import DataError, InputError, StoreUnavailableError
 from app.taxonomy import Taxonomy
 
 SOURCES = ("human", "llm+rules", "llm+voter")
@@ -47,7 +47,7 @@ def shown_url(url: str) -> str:
         return repr(url)
 
 
-class FeedbackStoreError(InputError):
+class FeedbackStoreError(InputError, StoreUnavailableError):
     """The feedback store cannot be opened or stopped answering; the message names it (password hidden)."""
 
 

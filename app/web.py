@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from app.config import Settings
-from app.errors import ConfigError, LabelgateError, NotPendingError, ReviewError
+from app.errors import ConfigError, LabelgateError, NotPendingError, ReviewError, StoreUnavailableError
 from app.extras import require
 from app.reviews import validate_resume
 from app.taxonomy import Taxonomy
@@ -137,16 +137,12 @@ def errors_as_json(handler: Handler) -> Handler:
     depends on fails (feedback disk full, checkpoints locked, Chroma down: retry later), else 400."""
     from starlette.responses import JSONResponse
 
-    from app.checkpoints import CheckpointerError
-    from app.chroma import KnowledgeBaseError
-    from app.feedback import FeedbackStoreError
-
     async def wrapper(request: Any) -> Any:
         try:
             return await handler(request)
         except NotPendingError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
-        except (FeedbackStoreError, CheckpointerError, KnowledgeBaseError) as exc:
+        except StoreUnavailableError as exc:
             return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
         except LabelgateError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)

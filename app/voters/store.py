@@ -32,7 +32,7 @@ KIND_HEAD = "frozen-head"
 
 
 def new_version() -> str:
-    """Time-ordered and unique: two trainings in the same second of one process get different versions."""
+    """Ordered to the second, and unique: two trainings in the same second of one process get different versions."""
     return time.strftime("v%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 

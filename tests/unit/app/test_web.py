@@ -162,6 +162,7 @@ def test_store_failures_are_503_with_their_message_other_typed_errors_400() -> N
     from starlette.testclient import TestClient
 
     from app.checkpoints import CheckpointerError
+    from app.chroma import KnowledgeBaseError
     from app.errors import InputError, NotPendingError
     from app.feedback import FeedbackStoreError
     from app.web import errors_as_json
@@ -169,6 +170,7 @@ def test_store_failures_are_503_with_their_message_other_typed_errors_400() -> N
     raised = {
         "/full": FeedbackStoreError("feedback store is full: free space, then retry"),
         "/locked": CheckpointerError("database is locked: retry"),
+        "/kb": KnowledgeBaseError("cannot reach Chroma at http://127.0.0.1:1: start it (chroma run …)"),
         "/bad": InputError("labels ['ADMIN'] are not in the taxonomy"),
         "/done": NotPendingError("thread t has no pending review"),
     }
@@ -178,5 +180,6 @@ def test_store_failures_are_503_with_their_message_other_typed_errors_400() -> N
 
     client = TestClient(Starlette(routes=[Route(path, errors_as_json(fail)) for path in raised]))
     got = {path: client.get(path) for path in raised}
-    assert {path: r.status_code for path, r in got.items()} == {"/full": 503, "/locked": 503, "/bad": 400, "/done": 409}
+    expected = {"/full": 503, "/locked": 503, "/kb": 503, "/bad": 400, "/done": 409}
+    assert {path: r.status_code for path, r in got.items()} == expected
     assert got["/full"].json()["error"].startswith("feedback store is full") and got["/full"].headers["retry-after"]
