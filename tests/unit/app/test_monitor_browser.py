@@ -8,7 +8,7 @@ from datetime import UTC
 from pathlib import Path
 
 from tests.unit.app.test_monitor_report import HOSTILE, NOW, shifted_log, store  # noqa: F401 (fixture)
-from tests.unit.app.test_web_browser import ROOT, browser, pytestmark  # noqa: F401 (the fixture and skip rule)
+from tests.unit.app.test_web_browser import ROOT, browser, open_page, pytestmark  # noqa: F401 (the fixture and skip rule)
 
 
 def test_report_in_chromium(settings, store, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -20,7 +20,7 @@ def test_report_in_chromium(settings, store, browser, tmp_path: Path) -> None:  
     page = tmp_path / "report.html"
     write_report(settings, since="7d", out=page, now=NOW, tz=UTC)
     browser.set_window_size(1300, 2000)
-    browser.get(page.as_uri())
+    open_page(browser, page.as_uri(), "<h1>labelgate report</h1>")
 
     assert browser.title == "labelgate report"
     assert browser.execute_script("return window.pwned") is None  # hostile markup in a query is shown as text

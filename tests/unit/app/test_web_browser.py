@@ -73,6 +73,15 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
+def open_page(browser, url: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    """get() and wait for `text`: on loaded cores chromedriver's first read after get() is now and then an empty
+    document (page source '', seen in CI), the next one has the page."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 15).until(lambda _: text in browser.page_source)
+
+
 def test_review_page_in_chromium(served, browser, components) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -84,8 +93,8 @@ def test_review_page_in_chromium(served, browser, components) -> None:  # type: 
     hostile = assistant.ask('<img src=x onerror="window.pwned=1">宣传<script>window.pwned=2</script>')
     wait = WebDriverWait(browser, 15)
 
-    browser.get(f"{base}/review")  # no token: a token form, not the reviews
-    assert "needs the review token" in browser.page_source and not browser.find_elements(By.CSS_SELECTOR, ".review")
+    open_page(browser, f"{base}/review", "needs the review token")  # no token: a token form, not the reviews
+    assert browser.find_element(By.ID, "token") and not browser.find_elements(By.CSS_SELECTOR, ".review")
 
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form button").click()
