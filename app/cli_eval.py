@@ -72,6 +72,9 @@ def eval_drift(
     train_docs: Annotated[int, typer.Option(min=2, help="held-out docs the voters train on (public datasets)")] = 2000,
     max_queries: Annotated[int | None, typer.Option(min=1, help="evaluate the first N queries only")] = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 13,
+    doc_id_sep: Annotated[
+        str | None, typer.Option(help="docs are chunks '<doc><SEP><n>' and 'relevant' names documents: score per doc")
+    ] = None,
 ) -> None:
     """Grow each query's knowledge base with other-label docs; score dense, gated, oracle and labelgate retrieval."""
     from app.eval.drift import DriftOptions, run_drift_eval
@@ -90,6 +93,7 @@ def eval_drift(
         current_voters=current_voters,
         max_queries=max_queries,
         seed=seed,
+        doc_id_sep=doc_id_sep,
     )
 
     def go() -> dict[str, Any]:

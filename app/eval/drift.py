@@ -50,6 +50,7 @@ class DriftOptions:
     max_queries: int | None = None
     dev_share: float = 1 / 3
     seed: int = 13
+    doc_id_sep: str | None = None  # docs are chunks `<doc><sep><n>`, `relevant` names documents: scored per document
 
     def check(self) -> None:
         if not self.growth or any(g < 0 or not np.isfinite(g) for g in self.growth):
@@ -64,6 +65,8 @@ class DriftOptions:
             raise ConfigError(f"level must be one of {list(LEVELS)}, not {self.level!r}")
         if self.max_queries is not None and self.max_queries < 1:
             raise ConfigError("max_queries must be at least 1")
+        if self.doc_id_sep is not None and not self.doc_id_sep:
+            raise ConfigError("doc_id_sep must be a non-empty string")
 
 
 def growth_key(growth: float) -> str:
@@ -96,6 +99,10 @@ class DriftRun:
         self.cats = self._matrix([self.categories(doc.labels) for doc in data.docs])
         self.pred = self._matrix(labelled.doc_labels)  # expanded labels the filters see
         self._doc_terms: dict[int, list[str]] = {}
+        self.owner: np.ndarray | None = None  # chunk -> its source document's number, with --doc-id-sep
+        if data.doc_id_sep:
+            numbers: dict[str, int] = {}
+            self.owner = np.array([numbers.setdefault(s, len(numbers)) for s in data.sources()], dtype=np.int64)
 
     def _matrix(self, label_sets: Sequence[Sequence[str]]) -> np.ndarray:
         matrix = np.zeros((len(label_sets), len(self.tax.ids)), dtype=bool)
@@ -107,6 +114,9 @@ class DriftRun:
         """A row's categories: its coarse labels (the seed's after-sales vs marketing), or its leaf labels."""
         leaves = self.tax.fine_only(labels)
         return list(dict.fromkeys(self.tax.coarse_of(x) for x in leaves)) if self.opt.level == "coarse" else leaves
+
+    def _scored_as(self, doc: int) -> int:
+        return doc if self.owner is None else int(self.owner[doc])
 
     def _idx(self, labels: Sequence[str]) -> list[int]:
         return [self.tax.index(x) for x in labels if x in self.tax]
@@ -141,7 +151,7 @@ class DriftRun:
                     qi,
                     pool,
                     lab.doc_vectors @ lab.query_vectors[qi],
-                    frozenset(doc_of[d] for d in q.relevant),
+                    frozenset(self._scored_as(doc_of[d]) for d in q.relevant),
                     self._idx(tax.fine_only(q.labels)),
                     cats,
                     self._idx(tax.fine_only(lab.gate_labels[qi])),
@@ -181,7 +191,7 @@ class DriftRun:
                 [keyword_overlap(q.terms, self._terms(d)) for d in found],
             ]
         ).reshape(len(found), 3)
-        return dm.RerankCase(cands, components, q.relevant, self.on_topic(q, cands))
+        return dm.RerankCase(cands, components, q.relevant, self.on_topic(q, cands), self.owner)
 
     def plain(self, q: Query, kb: np.ndarray) -> dict[str, dict[str, float]]:
         """dense, gated and oracle top k in this KB, scored."""
@@ -191,7 +201,9 @@ class DriftRun:
             "gated": dm.top(q.scores, dm.carries_any(self.pred, kb, q.gate_leaves), k),
             "oracle": dm.top(q.scores, dm.carries_any(self.gold, kb, q.gold_leaves), k),
         }
-        return {m: dm.metrics(r.tolist(), q.relevant, self.on_topic(q, r).tolist(), k) for m, r in ranked.items()}
+        return {
+            m: dm.scored(r.tolist(), q.relevant, self.on_topic(q, r).tolist(), k, self.owner) for m, r in ranked.items()
+        }
 
 
 def split_queries(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -276,7 +288,7 @@ def run_drift_eval(settings: Settings, src: Path, options: DriftOptions | None =
     opt = options or DriftOptions()
     opt.check()
     started = time.perf_counter()
-    data = load_retrieval(src)
+    data = load_retrieval(src, doc_id_sep=opt.doc_id_sep)
     if opt.current_voters and not data.native:
         raise ConfigError("--current-voters needs a labelgate data dir (its taxonomy is the voters' taxonomy)")
     labelled = label_everything(settings, data, opt, cache_dir=settings.home / "eval" / "cache")
@@ -319,6 +331,7 @@ def run_drift_eval(settings: Settings, src: Path, options: DriftOptions | None =
         "split": "test (dev used for --tune)" if opt.tune else "all",
         "doc_label_source": "gold" if opt.gold_doc_labels else "voters",
         "level": opt.level,
+        "doc_id_sep": opt.doc_id_sep,
         "rerank_weights": weights,
         **scored,
         "drift": summary(scored["results"], opt.growth, opt.k),

@@ -130,6 +130,32 @@ def metrics(ranked: Sequence[int], relevant: Iterable[int], on_topic: Sequence[b
     }
 
 
+def by_document(
+    ranked: Sequence[int], on_topic: Sequence[bool], owner: np.ndarray | None
+) -> tuple[list[int], list[bool]]:
+    """Ranked chunks as their documents (`owner[chunk]`), each at its best chunk's place; identity without owners."""
+    if owner is None:
+        return list(ranked), list(on_topic)
+    docs: list[int] = []
+    topical: list[bool] = []
+    seen: set[int] = set()
+    for chunk, flag in zip(ranked, on_topic, strict=True):
+        doc = int(owner[chunk])
+        if doc not in seen:
+            seen.add(doc)
+            docs.append(doc)
+            topical.append(bool(flag))
+    return docs, topical
+
+
+def scored(
+    ranked: Sequence[int], relevant: Iterable[int], on_topic: Sequence[bool], k: int, owner: np.ndarray | None = None
+) -> dict[str, float]:
+    """`metrics` of the top k; with `owner`, of the documents of the top k chunks (`relevant` names documents)."""
+    docs, topical = by_document(list(ranked)[:k], list(on_topic)[:k], owner)
+    return metrics(docs, relevant, topical, k)
+
+
 @dataclass(frozen=True)
 class RerankCase:
     """One query at one growth: the labelgate candidates, their rerank components and what counts as right."""
@@ -138,11 +164,12 @@ class RerankCase:
     components: np.ndarray  # (n, 3): semantic (min-max), label match, keyword overlap
     relevant: frozenset[int]
     on_topic: np.ndarray  # per candidate: carries one of the query's gold labels
+    owner: np.ndarray | None = None  # chunk -> its document, when `relevant` names documents
 
 
 def reranked(case: RerankCase, weights: Mapping[str, float], k: int) -> dict[str, float]:
     order = fused_order(case.components, weights)
-    return metrics(case.candidates[order].tolist(), case.relevant, case.on_topic[order].tolist(), k)
+    return scored(case.candidates[order].tolist(), case.relevant, case.on_topic[order].tolist(), k, case.owner)
 
 
 def mean_metrics(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:

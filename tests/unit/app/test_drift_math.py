@@ -169,3 +169,16 @@ def test_reviewed_queries_filter_on_the_reviewers_labels_and_auto_ones_keep_the_
     if escalated:  # a person fixed the labels: the gold filter, as pure as the oracle
         assert reviewed["purity@10"] == 1.0 and reviewed["recall@10"] >= results["labelgate"]["3"]["recall@10"]
     assert scored["kb_docs"] == {"0": 12.0, "3": 48.0}
+
+
+@given(st.lists(st.integers(0, 30), unique=True, max_size=20), st.integers(1, 5), st.integers(1, 12))
+def test_chunks_scored_as_documents_count_each_document_once(ranked: list[int], size: int, k: int) -> None:
+    owner = np.arange(31) // size  # consecutive chunks of one document
+    flags = [bool(c % 2) for c in ranked]
+    docs, topical = dm.by_document(ranked, flags, owner)
+    assert len(docs) == len(set(docs)) and set(docs) == {int(owner[c]) for c in ranked}
+    assert topical == [flags[[int(owner[c]) for c in ranked].index(d)] for d in docs]  # each at its best chunk
+    relevant = {int(owner[c]) for c in ranked[:1]}
+    if relevant:
+        assert dm.scored(ranked, relevant, flags, k, owner)[f"recall@{k}"] == 1.0  # the top chunk's doc is found
+    assert dm.scored(ranked, relevant, flags, k, None) == dm.metrics(ranked, relevant, flags, k)

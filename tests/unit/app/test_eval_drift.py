@@ -165,3 +165,33 @@ def test_a_data_dir_trains_on_its_queries_and_labels_each_doc_with_voters_that_n
     assert labels["train_rows"] == 24 + 48  # the query split plus every labelled KB doc (one chunk each)
     assert labels["doc_labels_by"].startswith("voters, 4-fold cross-fitted")
     assert labels["docs"]["rows"] == 48 and result["level"] == "coarse"
+
+
+def chunked(root: Path) -> Path:
+    """The dataset with every doc pre-cut into two chunks `<doc>#0`, `<doc>#1`; queries still name documents."""
+    src = dataset(root)
+    docs = [json.loads(line) for line in (src / "docs.jsonl").read_text(encoding="utf-8").splitlines()]
+    half = [
+        row | {"id": f"{row['id']}#{n}", "text": text}
+        for row in docs
+        for n, text in enumerate((row["text"][:4], row["text"][4:]))
+    ]
+    write(src / "docs.jsonl", half)
+    return src
+
+
+def test_doc_id_sep_scores_chunks_as_their_documents(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    src = chunked(tmp_path / "ds")
+    with pytest.raises(DataError, match=r"relevant \['d0-0'\] are not ids in docs.jsonl.*--doc-id-sep '#'"):
+        load_retrieval(src)
+    data = load_retrieval(src, doc_id_sep="#")
+    assert data.queries[1].relevant == ("d0-1#0", "d0-1#1", "d0-11#0", "d0-11#1")
+    assert data.sources()[:3] == ["d0-0", "d0-0", "d0-1"]
+    result = run_drift_eval(tiny, src, DriftOptions(**{**OPTIONS.__dict__, "doc_id_sep": "#", "base_docs": 24}))
+    assert result["doc_id_sep"] == "#" and result["queries"] > 0
+    for by_growth in result["results"].values():  # per document: recall can reach 1 although each doc is 2 chunks
+        assert all(0.0 <= s["recall@10"] <= 1.0 for s in by_growth.values())
+    assert result["results"]["dense"]["0"]["recall@10"] > 0.5
+    runner = CliRunner()
+    out = runner.invoke(app, ["eval", "drift", "--data", str(src), "--growth", "0", "--max-queries", "1"])
+    assert out.exit_code == 2 and "--doc-id-sep" in out.output
