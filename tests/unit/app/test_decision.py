@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.decision import VoterOutput, accepted_labels, confirm, jaccard, separation_margin, vote
+from app.decision import VoterOutput, accepted_labels, confirm, jaccard, leaf_complete, separation_margin, vote
 from app.taxonomy import Taxonomy
 from tests.conftest import ROOT
 
@@ -58,6 +58,23 @@ def test_vote_is_symmetric_and_auto_labels_come_from_both(pa, pb, ta, tb) -> Non
     else:
         assert ab.reasons and "agree" not in ab.reasons
     assert set(ab.labels) <= set(IDS) and 0.0 <= ab.confidence <= 1.0
+    if ab.decision == "auto":
+        assert leaf_complete(ab.labels, TAXONOMY)
+
+
+def test_leaf_complete_cases() -> None:
+    assert leaf_complete(["售后", "屏幕"], TAXONOMY)
+    assert leaf_complete(["其他"], TAXONOMY)  # a coarse label without children is a leaf
+    assert not leaf_complete(["售后"], TAXONOMY)
+    assert not leaf_complete(["售后", "销售", "活动优惠"], TAXONOMY)  # 售后 says no topic
+    assert not leaf_complete([], TAXONOMY)
+
+
+def test_agreeing_on_a_coarse_label_alone_escalates() -> None:
+    probs = dict.fromkeys(IDS, 0.0) | {"售后": 0.95}
+    result = policy(voter("A", probs), voter("B", probs))
+    assert result.decision == "escalate" and result.reasons == ["coarse_only"]
+    assert result.candidates == ["售后"]
 
 
 def test_agreeing_confident_voters_decide_automatically() -> None:
