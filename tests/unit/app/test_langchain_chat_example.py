@@ -38,10 +38,11 @@ def test_the_chain_answers_from_the_gated_docs_with_their_ids(components) -> Non
     reply = "屏幕损坏属于保修范围，可免费更换一次 [D1]。"
     llm = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
     prompts = Prompts()
-    chain = example.chat_chain(LabelGateRetriever(components=components, k=3), llm)
-    assert chain.invoke(SEED, {"callbacks": [prompts]}) == reply
+    retriever = LabelGateRetriever(components=components, k=3)
+    assert example.chat_chain(retriever, llm).invoke(SEED, {"callbacks": [prompts]}) == reply
     [[system, human]] = prompts.seen
     assert "[编号]" in system.content and SEED in human.content
     lines = human.content.split("<资料>\n")[1].split("\n</资料>")[0].splitlines()
-    assert sorted(line.split("]")[0] + "]" for line in lines) == ["[D1]", "[D2]", "[D3]"]
-    assert "[D1] title D1：屏幕损坏属于保修范围，可免费更换一次。" in lines
+    docs = retriever.invoke(SEED)
+    assert lines == [f"[{d.metadata['doc_id']}] title {d.metadata['doc_id']}：{d.page_content}" for d in docs]
+    assert len(lines) == 3 and all(line.startswith("[D") for line in lines)
