@@ -103,3 +103,29 @@ def eval_drift(
         return result
 
     print_json(run(go), out)
+
+
+@eval_app.command("answers")
+def eval_answers(
+    judged: Annotated[
+        Path | None, typer.Option("--set", help="judged questions (default: <data_dir>/answers.yaml)")
+    ] = None,
+    docs: Annotated[
+        str, typer.Option(help="graph: the real graph retrieves; judged: the answer node gets the set's own docs")
+    ] = "graph",
+    limit: Annotated[int | None, typer.Option(min=1, help="the first N questions only (the local LLM is slow)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the JSON here too")] = None,
+) -> None:
+    """Share of answers that state the decisive facts and cite the doc inline, on a judged question set."""
+    from app.components import Components
+    from app.errors import InputError
+    from app.eval.answers import load_judged, run_answer_eval
+
+    def go() -> dict[str, Any]:
+        if docs not in ("graph", "judged"):
+            raise InputError(f"--docs must be graph or judged, not {docs!r}")
+        s = settings()
+        questions = load_judged(judged or s.data_dir / "answers.yaml")[:limit]
+        return run_answer_eval(Components.load(s), questions, docs=docs)  # type: ignore[arg-type]
+
+    print_json(run(go), out)

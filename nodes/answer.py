@@ -7,10 +7,12 @@ import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 import prompts
 from app.llm import message_text
+from app.ranking import keyword_overlap
+from app.textutil import terms
 from graph.state import DocRecord, State, add_reasons
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,7 @@ OUT_OF_SCOPE = (
     "抱歉，这个问题不在本店客服的服务范围内。如需手机售前、售后或投诉方面的帮助，请告诉我；也可以转接人工客服。"
 )
 PASSAGES_HEADER = "（以下为知识库原文摘录，未经大模型生成）"
+SOURCES_PREFIX = "\n\n参考资料："  # the source list appended to an answer that cites nothing inline
 
 
 def passages_answer(docs: list[DocRecord]) -> str:
@@ -37,6 +40,29 @@ def garbled(text: str) -> bool:
         return True
     head = text.lstrip()[:15].lower()
     return head.startswith(("{", "[{", "<html", "<!doctype", "<?xml"))
+
+
+def sentences(text: str) -> list[str]:
+    return [part.strip() for part in re.split(r"(?<=[。！？!?；;\n])", text) if part.strip()]
+
+
+def decisive_sentence(query: str, docs: list[DocRecord], prefer: list[str]) -> tuple[str, str] | None:
+    """(doc id, sentence): the doc sentence sharing the largest share of the query's terms, among the docs the answer
+    cited (all docs when it cited none), earlier docs winning ties; None when no sentence shares a term."""
+    wanted = terms(query)
+    pool = [doc for doc in docs if doc["doc_id"] in prefer] or docs
+    best, best_score = None, 0.0
+    for doc in pool:
+        for sentence in sentences(doc["text"]):
+            score = keyword_overlap(wanted, terms(sentence))
+            if score > best_score:
+                best, best_score = (doc["doc_id"], sentence), score
+    return best
+
+
+def substance(text: str) -> int:
+    """Characters of an answer that say something: no [ids], spaces or punctuation."""
+    return len(re.sub(r"\[[^\[\]]*\]|[\s，。、；：！？,.;:!?“”\"'（）()]", "", text))
 
 
 def _fenced(text: str) -> str:
@@ -58,6 +84,10 @@ class Answer:
         self.llm = llm
         self.oos_label = oos_label
         self.system = prompts.load("answer")
+        # one worked example turn (prompts/answer_example.md: the user turn, a line ===, the answer): a 1.5B model
+        # copies its shape — conclusion first, the condition/price/steps from the doc, [id] after each sentence
+        example_user, example_answer = prompts.load("answer_example").split("\n===\n")
+        self.example: list[BaseMessage] = [HumanMessage(example_user.strip()), AIMessage(example_answer.strip())]
 
     def __call__(self, state: State) -> dict[str, Any]:
         if self.oos_label is not None and state.get("labels") == [self.oos_label]:
@@ -84,7 +114,8 @@ class Answer:
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_not_configured")}
         system = self.system.format(labels="、".join(state.get("labels", [])) or "未知")
         try:
-            text = message_text(self.llm.invoke([SystemMessage(system), HumanMessage(data_message(state))])).strip()
+            messages = [SystemMessage(system), *self.example, HumanMessage(data_message(state))]
+            text = message_text(self.llm.invoke(messages)).strip()
         except Exception as exc:  # network, timeout, server error
             log.warning("answer LLM failed: %s", exc)
             return passages | {"reasons": add_reasons(state, f"answer:passages_llm_unavailable:{type(exc).__name__}")}
@@ -94,12 +125,22 @@ class Answer:
             log.warning("answer LLM returned garbage: %r", text[:80])
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_invalid_output")}
         cited = cited_ids(text, docs)
+        quote = decisive_sentence(state["query"], docs, cited)
+        if quote is not None and substance(text) < substance(quote[1]):
+            # shorter than the one doc sentence that decides the question (「可以」): quote that sentence, cited
+            doc_id, sentence = quote
+            return {
+                "answer": f"{text}\n\n资料原文 [{doc_id}]：{sentence}",
+                "answer_kind": "llm",
+                "citations": list(dict.fromkeys([*cited, doc_id])),
+                "reasons": add_reasons(state, "answer:decisive_sentence_quoted"),
+            }
         if cited:
             return {"answer": text, "answer_kind": "llm", "citations": cited}
         # small local models often drop the [id] markers: name the passages the answer was grounded in
         sources = list(dict.fromkeys(doc["doc_id"] for doc in docs))
         return {
-            "answer": text + "\n\n参考资料：" + " ".join(f"[{doc_id}]" for doc_id in sources),
+            "answer": text + SOURCES_PREFIX + " ".join(f"[{doc_id}]" for doc_id in sources),
             "answer_kind": "llm",
             "citations": sources,
             "reasons": add_reasons(state, "answer:sources_appended"),

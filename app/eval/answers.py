@@ -1,0 +1,165 @@
+"""`labelgate eval answers`: are the answer node's answers worth showing? On a judged set (data/answers.yaml) each
+answer must state the question's decisive facts (regexes: covered or not, the price, the steps) and cite one of its
+docs inline — an LLM answer, not the passages fallback, and not only through the appended source list.
+
+`--docs graph` runs the real graph (Assistant.ask: gate, retrieval, rerank, answer); `--docs judged` runs the answer
+node on the gate's labels with the set's own docs (the cited ones and their hard negatives), which measures the
+answer alone, whatever retrieval finds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from app.components import Components
+from app.data import DemoData, load_docs
+from app.errors import DataError
+from app.eval.latency import percentiles
+from app.fileio import read_yaml
+from app.lc.gate import Gate
+from graph.state import DocRecord
+from nodes.answer import SOURCES_PREFIX, Answer
+
+DocsMode = Literal["graph", "judged"]
+
+
+@dataclass(frozen=True)
+class JudgedQuestion:
+    id: str
+    query: str
+    cite: tuple[str, ...]  # an answer cites at least one of these inline
+    facts: tuple[re.Pattern[str], ...]  # every one must match the answer
+    distractors: tuple[str, ...] = ()
+    note: str = ""
+
+
+def load_judged(path: Path) -> list[JudgedQuestion]:
+    doc = read_yaml(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("questions"), list) or not doc["questions"]:
+        raise DataError(f"{path}: expected a mapping with a non-empty 'questions' list")
+    out = []
+    for entry in doc["questions"]:
+        where = f"{path}:{entry.get('__line__', '?') if isinstance(entry, dict) else '?'}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: each question must be a mapping")
+        lists = {key: entry.get(key, []) for key in ("cite", "facts", "distractors")}
+        if not all(isinstance(v, list) and all(isinstance(x, str) and x for x in v) for v in lists.values()):
+            raise DataError(f"{where}: cite, facts and distractors must be lists of non-empty strings")
+        if not isinstance(entry.get("query"), str) or not entry["query"].strip() or not lists["cite"]:
+            raise DataError(f"{where}: each question needs a 'query' and at least one 'cite' doc id")
+        try:
+            facts = tuple(re.compile(f) for f in lists["facts"])
+        except re.error as exc:
+            raise DataError(f"{where}: bad fact regex: {exc}") from exc
+        qid = str(entry.get("id", where))
+        out.append(
+            JudgedQuestion(
+                qid,
+                entry["query"],
+                tuple(lists["cite"]),
+                facts,
+                tuple(lists["distractors"]),
+                str(entry.get("note", "")),
+            )
+        )
+    return out
+
+
+def judge(question: JudgedQuestion, answer: str, kind: str) -> dict[str, Any]:
+    """Facts stated anywhere in an LLM answer's own text; inline = cited before the appended source list."""
+    text = answer.split(SOURCES_PREFIX)[0] if kind == "llm" else ""
+    missing = [fact.pattern for fact in question.facts if not fact.search(text)]
+    inline = [doc_id for doc_id in question.cite if f"[{doc_id}]" in text]
+    return {
+        "llm": kind == "llm",
+        "fact_stated": kind == "llm" and not missing,
+        "cited_inline": bool(inline),
+        "worth_showing": kind == "llm" and not missing and bool(inline),
+        "missing_facts": missing,
+    }
+
+
+def _shuffled(question: JudgedQuestion, ids: Sequence[str]) -> list[str]:
+    """The cited docs and distractors in a fixed order that does not put the cited ones first."""
+    return sorted(ids, key=lambda doc_id: hashlib.sha256(f"{question.id}:{doc_id}".encode()).hexdigest())
+
+
+def _judged_state(gate: Gate, question: JudgedQuestion, docs: dict[str, DocRecord]) -> dict[str, Any]:
+    state: dict[str, Any] = dict(gate.decide(question.query))
+    ids = _shuffled(question, [*question.cite, *question.distractors])
+    unknown = [doc_id for doc_id in ids if doc_id not in docs]
+    if unknown:
+        raise DataError(f"question {question.id}: docs {unknown} are not in the KB's docs.jsonl")
+    return state | {"docs": [docs[doc_id] for doc_id in ids]}
+
+
+def run_answer_eval(
+    components: Components, questions: Sequence[JudgedQuestion], *, docs: DocsMode = "graph"
+) -> dict[str, Any]:
+    if components.llm is None:
+        from app.llm_local import LLMServerError
+
+        raise LLMServerError("no LLM: set LABELGATE_LLM_BASE_URL or run `labelgate models build` for the local one")
+    rows, times = [], []
+    if docs == "judged":
+        kb = {
+            d.id: DocRecord(
+                id=d.id,
+                doc_id=d.id,
+                title=d.title,
+                text=d.text,
+                labels=list(d.labels),
+                stage="judged",
+                scores={"semantic": 0.0},
+            )
+            for d in load_docs(DemoData(components.settings.data_dir).docs, components.taxonomy)
+        }
+        node = Answer(components.llm, oos_label=components.taxonomy.oos_label)
+        gate = Gate(components)
+    else:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        from app.api import Assistant
+
+        assistant = Assistant(components, checkpointer=InMemorySaver())
+    for question in questions:
+        start = time.perf_counter()
+        if docs == "judged":
+            state = _judged_state(gate, question, kb)
+            out = state | node(state)  # type: ignore[arg-type]
+        else:
+            turn = assistant.ask(question.query)
+            out = dict(assistant.graph.get_state(assistant._config(turn.thread_id)).values)
+        times.append((time.perf_counter() - start) * 1000)
+        shown = [d["doc_id"] for d in out.get("docs", [])]
+        row = judge(question, out.get("answer", ""), out.get("answer_kind", ""))
+        rows.append(
+            {
+                "id": question.id,
+                "query": question.query,
+                **row,
+                "retrieved_cited_doc": bool(set(shown) & set(question.cite)),
+                "docs": shown,
+                "fallback_quoted": "answer:decisive_sentence_quoted" in out.get("reasons", []),
+                "answer": out.get("answer", ""),
+            }
+        )
+    n = len(rows)
+
+    def share(key: str) -> float:
+        return round(sum(bool(r[key]) for r in rows) / n, 4) if n else 0.0
+
+    keys = ("worth_showing", "fact_stated", "cited_inline", "llm", "retrieved_cited_doc", "fallback_quoted")
+    return {
+        "docs": docs,
+        "questions": n,
+        **{key: share(key) for key in keys},
+        "latency": percentiles(times) if times else {},
+        "rows": rows,
+    }
