@@ -10,26 +10,57 @@ from typing import Any
 from app.config import Settings
 from app.data import DemoData, count_docs, iter_docs
 from app.decision import vote
+from app.doclabels import DocLabels, label_doc, merge_chunks
 from app.embedder import load_embedder, open_kb
-from app.kb import KnowledgeBase, Labeler, make_client
+from app.kb import KnowledgeBase, make_client
 from app.kb_generations import index_atomically
+from app.rules import RuleSet
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
 
 
-def voter_labeler(voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings) -> Labeler:
-    """Chunk labels from the two voters: the agreed labels, or every label either voter accepts when they differ."""
+class VoterLabeler:
+    """Labels for docs their authors did not label. Called with chunk texts: each chunk's vote (the agreed labels, or
+    every label either voter accepts when they differ). `label_docs`: each doc as a whole, with a confidence
+    (app/doclabels.py: chunk probabilities averaged per voter, agreement decides how sure; rule hits confirm)."""
 
-    def label(texts: Sequence[str]) -> list[list[str]]:
-        outs = [voter.outputs(texts) for voter in voters]
+    def __init__(self, voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings, rules: RuleSet | None = None):
+        self.voters, self.taxonomy, self.settings, self.rules = list(voters), taxonomy, settings, rules
+
+    def __call__(self, texts: Sequence[str]) -> list[list[str]]:
+        cfg = self.settings.vote
+        outs = [voter.outputs(texts) for voter in self.voters]
         return [
-            vote(
-                a, b, taxonomy, min_margin=settings.vote.min_margin, min_fine_agreement=settings.vote.min_fine_agreement
-            ).labels
+            vote(a, b, self.taxonomy, min_margin=cfg.min_margin, min_fine_agreement=cfg.min_fine_agreement).labels
             for a, b in zip(*outs, strict=True)
         ]
 
-    return label
+    def label_docs(self, docs: Sequence[Sequence[str]]) -> list[DocLabels]:
+        """Each doc (its chunk texts) labelled as a whole, with a confidence; the chunks of all docs in one call."""
+        cfg = self.settings.vote
+        flat = [chunk for chunks in docs for chunk in chunks]
+        outs = [voter.outputs(flat) for voter in self.voters] if flat else [[] for _ in self.voters]
+        found, start = [], 0
+        for chunks in docs:
+            views = [merge_chunks(out[start : start + len(chunks)]) for out in outs]
+            start += len(chunks)
+            ruled = [x for hit in self.rules.hits(" ".join(chunks)) for x in hit.labels] if self.rules else []
+            found.append(
+                label_doc(
+                    views,
+                    self.taxonomy,
+                    min_margin=cfg.min_margin,
+                    min_fine_agreement=cfg.min_fine_agreement,
+                    rule_labels=ruled,
+                )
+            )
+        return found
+
+
+def voter_labeler(
+    voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings, rules: RuleSet | None = None
+) -> VoterLabeler:
+    return VoterLabeler(voters, taxonomy, settings, rules)
 
 
 def fingerprint(inputs: Sequence[object]) -> str:
@@ -66,7 +97,8 @@ def index_knowledge_base(
     labeler = None
     if unlabelled:
         voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
-        labeler = voter_labeler(voters, taxonomy, settings)
+        rules = RuleSet.load(data.rules, taxonomy) if data.rules.is_file() else None
+        labeler = voter_labeler(voters, taxonomy, settings, rules)
     docs = iter_docs(path, taxonomy)
     if kb is not None:  # a caller's own KB: synced in place
         return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total) | {

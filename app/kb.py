@@ -46,6 +46,8 @@ class Hit:
     text: str
     labels: list[str]
     similarity: float
+    label_source: str = "given"  # given (by the doc's author) | voters (labelled at index time)
+    label_confidence: float | None = None  # how sure the machine labels are (app/doclabels.py); None: not stored
 
 
 # Label partitions are small (a few % of the KB each), so their HNSW graphs are built denser and searched wider than
@@ -81,6 +83,8 @@ def _hits(ids: Sequence[str], texts: Sequence[Any], metas: Sequence[Any], distan
                 text or "",
                 labels,
                 round(1.0 - float(distance), 6),
+                str(meta.get("label_source", "given")),
+                float(meta["label_confidence"]) if "label_confidence" in meta else None,
             )
         )
     return hits
@@ -255,27 +259,38 @@ class KnowledgeBase:
         labeler: Labeler | None,
         embedder_id: str,
     ) -> list[tuple[str, str, dict[str, Any]]]:
-        """(chunk id, text, metadata) of each chunk of `docs`; unlabelled docs labelled in one labeler call."""
+        """(chunk id, text, metadata) of each chunk of `docs`; unlabelled docs labelled in one labeler call (a labeler
+        with `label_docs` labels each doc as a whole and says how sure it is: stored as `label_confidence`)."""
         chunked = [(doc, chunk_text(doc.text, chunk_chars)) for doc in docs]
-        pending = [chunk for doc, chunks in chunked if not doc.labels for chunk in chunks]
+        whole = getattr(labeler, "label_docs", None)
+        unlabelled = [chunks for doc, chunks in chunked if not doc.labels]
+        by_doc = iter(whole(unlabelled) if whole is not None and unlabelled else [])
+        pending = [chunk for chunks in unlabelled for chunk in chunks] if whole is None else []
         found = iter(labeler(pending) if labeler is not None and pending else [])
         rows = []
         for doc, chunks in chunked:
-            labels, source = list(doc.labels), "given"
-            if not labels and labeler is not None:
+            labels, source, sure = list(doc.labels), "given", None
+            if not labels and whole is not None:
+                decided = next(by_doc)
+                labels, source, sure = list(decided.labels), "voters", decided.confidence
+            elif not labels and labeler is not None:
                 united = [label for _ in chunks for label in next(found)]
                 labels, source = taxonomy.expand(united), "voters"
             meta_labels = labels or [UNLABELLED]
             parts = chunk_partitions(labels, taxonomy)  # none for an unlabelled chunk: found unfiltered only
             for i, chunk in enumerate(chunks):
-                stamp = f"{doc.title}\n{chunk}\n{meta_labels}\n{parts}\n{embedder_id}"
-                meta = {
+                stamp = f"{doc.title}\n{chunk}\n{meta_labels}\n{parts}\n{embedder_id}" + (
+                    f"\n{sure}" if sure is not None else ""
+                )
+                meta: dict[str, Any] = {
                     "doc_id": doc.id,
                     "title": doc.title,
                     "labels": meta_labels,
                     "label_source": source,
                     "hash": hashlib.sha1(stamp.encode()).hexdigest()[:16],
                 } | ({"partitions": parts} if parts else {})  # Chroma rejects empty lists
+                if sure is not None:
+                    meta["label_confidence"] = float(sure)
                 rows.append((f"{doc.id}#{i}", chunk, meta))
         return rows
 

@@ -27,8 +27,10 @@ class DocRecord(TypedDict, total=False):
     title: str
     text: str
     labels: list[str]
-    stage: str  # filter stage that found it: fine | coarse | none
-    scores: dict[str, float]  # semantic, semantic_norm, label, keyword, fused
+    label_source: str  # given (by its author) | voters (labelled at index time)
+    label_confidence: float  # voters' labels only: how sure they are (app/doclabels.py)
+    stage: str  # filter stage that found it: fine | coarse | none | admitted (unfiltered, soft gating)
+    scores: dict[str, float]  # semantic, semantic_norm, label_match, label, keyword, fused
 
 
 class State(InputState, total=False):

@@ -1,4 +1,7 @@
-"""rerank: one explained score per doc = semantic similarity + label match + keyword overlap (weights in settings)."""
+"""rerank: one explained score per doc = semantic similarity + label term + keyword overlap (weights in settings).
+
+The label term is the label match weighted by trust (app/softgate.py): a doc is pushed down only when both the
+query's labels and the doc's labels are trusted and they do not match."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ from typing import Any
 
 from app.config import RerankWeights
 from app.ranking import fuse, keyword_overlap, label_match, minmax
+from app.softgate import doc_confidence, label_term, query_trust
 from app.taxonomy import Taxonomy
 from app.textutil import terms
-from graph.state import State
+from graph.state import State, add_reasons
 
 
 def query_label_probs(state: State) -> dict[str, float]:
@@ -24,29 +28,39 @@ def query_label_probs(state: State) -> dict[str, float]:
 
 
 class Rerank:
-    def __init__(self, taxonomy: Taxonomy, weights: RerankWeights, *, top_k: int) -> None:
+    def __init__(self, taxonomy: Taxonomy, weights: RerankWeights, *, top_k: int, soft: bool = True) -> None:
         self.taxonomy = taxonomy
         self.weights = weights.model_dump()
         self.top_k = top_k
+        self.soft = soft
 
     def __call__(self, state: State) -> dict[str, Any]:
         docs = state.get("docs", [])
         if not docs:
             return {"docs": []}
         probs = query_label_probs(state)
+        trust = query_trust(state.get("label_source", ""), state.get("confidence", 0.0)) if self.soft else 1.0
         query_terms = terms(state["query"])
         semantic = minmax([doc["scores"]["semantic"] for doc in docs])
         ranked: list[dict[str, Any]] = []
         for doc, sem in zip(docs, semantic, strict=True):
-            lab = label_match(doc["labels"], probs, self.taxonomy)
+            match = label_match(doc["labels"], probs, self.taxonomy)
+            sure = doc_confidence(doc.get("label_source", "given"), doc.get("label_confidence")) if self.soft else 1.0
+            lab = label_term(match, trust, sure)
             kw = keyword_overlap(query_terms, terms(doc["title"] + " " + doc["text"]))
             scores = {
                 **doc["scores"],
                 "semantic_norm": round(sem, 4),
+                "label_match": round(match, 4),
+                "label_trust": round(trust * sure, 4),
                 "label": round(lab, 4),
                 "keyword": round(kw, 4),
                 "fused": round(fuse(sem, lab, kw, weights=self.weights), 4),
             }
             ranked.append({**doc, "scores": scores})
         ranked.sort(key=lambda doc: -doc["scores"]["fused"])
-        return {"docs": ranked[: self.top_k]}
+        top = ranked[: self.top_k]
+        admitted = sum(doc.get("stage") == "admitted" for doc in top)
+        if not admitted:
+            return {"docs": top}
+        return {"docs": top, "reasons": add_reasons(state, f"admitted_in_top_k:{admitted}")}

@@ -1,4 +1,6 @@
-"""retrieve: Chroma search pre-filtered by the final labels, widening fine → coarse → unfiltered below k hits."""
+"""retrieve: Chroma search pre-filtered by the final labels, widening fine → coarse → unfiltered below k hits; with
+soft gating (default) the best unfiltered chunks are admitted too and the rerank's trust-weighted label term decides
+(app/softgate.py: a filter is a prior, not a wall)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from app.kb import Hit, KnowledgeBase, KnowledgeBaseError
 from app.ranking import filter_plan, widen
+from app.softgate import admit
 from app.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
@@ -14,11 +17,12 @@ log = logging.getLogger(__name__)
 
 
 class Retrieve:
-    def __init__(self, kb: KnowledgeBase, taxonomy: Taxonomy, *, top_k: int, fetch_k: int) -> None:
+    def __init__(self, kb: KnowledgeBase, taxonomy: Taxonomy, *, top_k: int, fetch_k: int, soft: bool = True) -> None:
         self.kb = kb
         self.taxonomy = taxonomy
         self.top_k = top_k
         self.fetch_k = max(fetch_k, top_k)
+        self.soft = soft
 
     def __call__(self, state: State) -> dict[str, Any]:
         stages = filter_plan(state.get("labels", []), self.taxonomy)
@@ -30,6 +34,9 @@ class Retrieve:
                 stage_hits.append([(stage.name, hit) for hit in hits])
                 if len({hit.id for found in stage_hits for _, hit in found}) >= self.top_k:
                     break
+            searched_all = any(stage.labels == () for stage in stages[: len(stage_hits)])
+            admit_dense = self.soft and not searched_all  # one more (unfiltered) query: ~3 ms at 100k chunks
+            unfiltered = self.kb.search(vector, partitions=None, n=self.fetch_k) if admit_dense else []
         except KnowledgeBaseError as exc:
             log.warning("retrieval failed: %s", exc)
             return {
@@ -39,6 +46,7 @@ class Retrieve:
                 "reasons": add_reasons(state, "retrieve_failed:kb_unavailable"),
             }
         merged, last = widen(stage_hits, self.top_k, key=lambda pair: pair[1].id)
+        merged, admitted = admit(merged, [("admitted", hit) for hit in unfiltered], key=lambda pair: pair[1].id)
         used = stages[min(last, len(stage_hits) - 1)]
         docs = [
             {
@@ -47,6 +55,8 @@ class Retrieve:
                 "title": hit.title,
                 "text": hit.text,
                 "labels": hit.labels,
+                "label_source": hit.label_source,
+                **({"label_confidence": hit.label_confidence} if hit.label_confidence is not None else {}),
                 "stage": stage,
                 "scores": {"semantic": hit.similarity},
             }
@@ -56,6 +66,8 @@ class Retrieve:
         widened = last > 0
         if widened:
             reasons.append(f"widened_to:{used.name}")
+        if admitted:
+            reasons.append(f"admitted_unfiltered:{admitted}")
         return {
             "docs": docs,
             "widened": widened,
@@ -64,5 +76,6 @@ class Retrieve:
                 "stage": stages[0].name,
                 "labels": list(stages[0].labels),
                 "widened_to": used.name if widened else None,
+                "admitted": admitted,  # unfiltered candidates admitted beside the filtered ones (soft gating)
             },
         }

@@ -55,6 +55,32 @@ def test_voter_labels_aggregate_to_every_chunk(chroma_client, collection_name, t
         assert meta["labels"] == ["售后", "销售", "电池", "活动优惠"] and meta["label_source"] == "voters"
 
 
+def test_a_doc_labeller_labels_each_doc_whole_with_a_confidence_every_chunk_carries(
+    chroma_client, collection_name, tiny_encoder_dir, taxonomy
+) -> None:  # type: ignore[no-untyped-def]
+    from app.doclabels import DocLabels
+
+    kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
+
+    class Whole:
+        def __call__(self, chunks):  # type: ignore[no-untyped-def]
+            raise AssertionError("a doc labeller is asked per doc, not per chunk")
+
+        def label_docs(self, docs):  # type: ignore[no-untyped-def]
+            return [DocLabels(["售后", "电池"], 0.25 * len(chunks), False) for chunks in docs]
+
+    docs = [Doc("M", "电池换新。双十一活动。", ()), Doc("G", "屏幕维修。", ("售后", "屏幕"))]
+    kb.index(docs, taxonomy, chunk_chars=7, labeler=Whole())
+    got = kb.collection.get(include=["metadatas"])
+    metas = {cid: meta for cid, meta in zip(got["ids"], got["metadatas"], strict=True)}
+    for cid in ("M#0", "M#1"):
+        assert metas[cid]["labels"] == ["售后", "电池"] and metas[cid]["label_confidence"] == 0.5
+    assert "label_confidence" not in metas["G#0"] and metas["G#0"]["label_source"] == "given"
+    hits = {hit.id: hit for hit in kb.search(kb.embed_query("电池"), partitions=None, n=5)}
+    assert hits["M#0"].label_confidence == 0.5 and hits["M#0"].label_source == "voters"
+    assert hits["G#0"].label_confidence is None and hits["G#0"].label_source == "given"
+
+
 def test_multi_label_doc_found_from_either_label(chroma_client, collection_name, tiny_encoder_dir, taxonomy) -> None:  # type: ignore[no-untyped-def]
     kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
     kb.index(
@@ -81,6 +107,19 @@ def test_multi_label_doc_found_from_either_label(chroma_client, collection_name,
         assert chroma_client.get_collection(partition_name(collection_name, label)).count() == 1
 
 
+def test_soft_gating_admits_the_best_unfiltered_chunks_and_says_so(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    state = {"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []}
+    hard = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, soft=False)(state)
+    soft = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)
+    hard_ids, soft_ids = [d["id"] for d in hard["docs"]], [d["id"] for d in soft["docs"]]
+    assert soft_ids[: len(hard_ids)] == hard_ids  # admitting never drops or reorders the filtered candidates
+    assert {h.id for h in kb.search(kb.embed_query("屏幕"), partitions=None, n=6)} <= set(soft_ids)
+    admitted = [d for d in soft["docs"] if d["stage"] == "admitted"]
+    assert len(admitted) == soft["filter_used"]["admitted"] > 0 == hard["filter_used"]["admitted"]
+    assert f"admitted_unfiltered:{len(admitted)}" in soft["reasons"]
+    assert all(d["label_source"] == "given" for d in soft["docs"])
+
+
 def test_partition_search_equals_the_metadata_filter(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
     """Same chunks, same order, same scores as Chroma's own `where labels $contains` filter on the main collection."""
     vector = kb.embed_query("屏幕坏了能保修吗")
@@ -99,7 +138,7 @@ def test_partition_search_equals_the_metadata_filter(kb, taxonomy) -> None:  # t
 
 
 def test_retrieve_widens_fine_to_coarse_to_none(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
-    retrieve = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)
+    retrieve = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, soft=False)
     exact = retrieve({"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []})
     assert {d["doc_id"] for d in exact["docs"]} == {"D1", "D2", "D3"} and exact["widened"] is False
     assert exact["filter_used"]["stage"] == "fine"

@@ -41,7 +41,15 @@ def test_rerank_explains_every_score(components) -> None:  # type: ignore[no-unt
     ranked = Rerank(components.taxonomy, components.settings.rerank, top_k=2)(state)["docs"]
     assert len(ranked) == 2
     for doc in ranked:
-        assert set(doc["scores"]) == {"semantic", "semantic_norm", "label", "keyword", "fused"}
+        assert set(doc["scores"]) == {
+            "semantic",
+            "semantic_norm",
+            "label_match",
+            "label_trust",
+            "label",
+            "keyword",
+            "fused",
+        }
     assert ranked[0]["scores"]["fused"] >= ranked[1]["scores"]["fused"]
 
 

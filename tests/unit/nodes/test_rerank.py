@@ -1,0 +1,44 @@
+"""The rerank's label term is weighted by trust: none = the semantic (+ keyword) order; a confident mismatch sinks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import RerankWeights
+from app.taxonomy import Label, Taxonomy
+from nodes.rerank import Rerank
+
+TAX = Taxonomy((Label("售后"), Label("销售"), Label("屏幕", parent="售后"), Label("活动优惠", parent="销售")))
+WEIGHTS = RerankWeights(semantic=0.4, label=0.6, keyword=0.0)
+
+
+def doc(cid: str, labels: list[str], similarity: float, **extra: Any) -> dict[str, Any]:
+    return (
+        {"id": cid, "doc_id": cid, "title": "", "text": cid, "labels": labels, "stage": "fine"}
+        | extra
+        | {"scores": {"semantic": similarity}}
+    )
+
+
+DOCS = [
+    doc("ad", ["销售", "活动优惠"], 0.90, label_source="voters", label_confidence=0.9, stage="admitted"),
+    doc("unsure", ["销售", "活动优惠"], 0.85, label_source="voters", label_confidence=0.0, stage="admitted"),
+    doc("screen", ["售后", "屏幕"], 0.80),
+]
+
+
+def ranked(**state: Any) -> tuple[list[str], list[str]]:
+    out = Rerank(TAX, WEIGHTS, top_k=3)({"query": "x", "docs": DOCS, "reasons": []} | state)  # type: ignore[arg-type]
+    return [d["id"] for d in out["docs"]], out.get("reasons", [])
+
+
+def test_no_trust_in_the_query_labels_keeps_the_semantic_order() -> None:
+    order, reasons = ranked(labels=["售后", "屏幕"], label_source="voters", confidence=0.0)
+    assert order == ["ad", "unsure", "screen"] and reasons == ["admitted_in_top_k:2"]
+
+
+def test_trusted_labels_sink_a_confident_mismatch_but_not_an_unsure_one() -> None:
+    order, _ = ranked(labels=["售后", "屏幕"], label_source="human")
+    assert order == ["unsure", "screen", "ad"]
+    out = Rerank(TAX, WEIGHTS, top_k=3, soft=False)({"query": "x", "docs": DOCS, "labels": ["售后", "屏幕"]})  # type: ignore[arg-type]
+    assert out["docs"][0]["id"] == "screen"  # without soft gating every doc's labels are trusted
