@@ -52,8 +52,11 @@ def models_build(
     llm: Annotated[bool, typer.Option(help="also assemble the local LLM's GGUF")] = True,
 ) -> None:
     """Build the offline encoder checkpoint, its int8 retrieval export (and the local LLM's GGUF) into the model cache
+    encoder: Annotated[
+        str | None, typer.Option(help="build only this optional encoder and its ONNX export: embeddinggemma-300m")
+    ] = None,
     (idempotent)."""
-    from app.embedder import build_int8
+    from app.embedder import build_encoder, build_int8
     from app.llm_local import build_gguf
     from app.models import build_models
 
@@ -61,6 +64,8 @@ def models_build(
         settings = _settings()
         built = build_models(settings.model_dir, force=force)
         if settings.embedder_runtime == "onnx-int8":
+        if encoder:
+            return build_encoder(settings, encoder, force=force)
             built["embedder-int8"] = build_int8(settings)
         return built | ({"llm": build_gguf(settings.model_dir)} if llm else {})
 

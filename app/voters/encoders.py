@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from app.encoders_registry import build_hint
 from app.errors import ModelNotBuiltError
 from app.extras import require
 
@@ -35,7 +36,7 @@ class TextEncoder(Protocol):
 def check_model_path(spec: str) -> None:
     """A spec that looks like a local path must exist; hub ids are left to from_pretrained."""
     if spec.startswith(("/", ".", "~")) and not Path(spec).expanduser().exists():
-        raise ModelNotBuiltError(f"model {spec} not found: run `labelgate models build` (or set a hub id/path)")
+        raise ModelNotBuiltError(f"model {spec} not found: run `{build_hint(spec)}` (or set a hub id/path)")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -44,8 +45,59 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
+DENSE_ACTIVATIONS = ("torch.nn.modules.linear.Identity", "torch.nn.modules.activation.Tanh")
+
+
+def sentence_head(spec: str) -> torch.nn.Sequential:
+    """What a sentence-transformers folder puts after mean pooling (modules.json: Transformer → Pooling → Dense… →
+    Normalize; EmbeddingGemma has two bias-free dense layers 768 → 3072 → 768); empty for a plain checkpoint or hub
+    id. Pooling other than mean, or another module, is refused (we would compute different vectors)."""
+    import json
+
+    import torch
+
+    folder = Path(spec).expanduser()
+    layers = torch.nn.Sequential()
+    if not (folder / "modules.json").is_file():
+        return layers
+    for module in json.loads((folder / "modules.json").read_text(encoding="utf-8")):
+        kind, path = str(module.get("type", "")).rsplit(".", 1)[-1], folder / module.get("path", "")
+        config = json.loads((path / "config.json").read_text("utf-8")) if (path / "config.json").is_file() else {}
+        if kind == "Pooling" and not config.get("pooling_mode_mean_tokens"):
+            raise ModelNotBuiltError(f"{path}: only mean pooling is supported ({config})")
+        if kind == "Dense":
+            layers.append(_dense(path, config))
+        elif kind not in ("Transformer", "Pooling", "Normalize"):
+            raise ModelNotBuiltError(f"{folder}: sentence-transformers module {kind} is not supported")
+    return layers.eval()
+
+
+def _dense(path: Path, config: dict[str, object]) -> torch.nn.Module:
+    import torch
+    from safetensors.torch import load_file
+
+    activation = str(config.get("activation_function", DENSE_ACTIVATIONS[0]))
+    if activation not in DENSE_ACTIVATIONS:
+        raise ModelNotBuiltError(f"{path}: dense activation {activation} is not supported")
+    state = load_file(str(path / "model.safetensors"))
+    linear = torch.nn.Linear(
+        int(str(config["in_features"])), int(str(config["out_features"])), bias="linear.bias" in state
+    )
+    linear.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()})
+    return torch.nn.Sequential(linear, torch.nn.Tanh()) if activation.endswith("Tanh") else linear
+
+
+def head_dim(head: torch.nn.Sequential, hidden: int) -> int:
+    """The vector size after `head` (its last dense layer's output, else the encoder's hidden size)."""
+    import torch
+
+    dense = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    return int(dense[-1].out_features) if dense else hidden
+
+
 class HFEncoder:
-    """AutoModel + mean pooling + L2 normalisation; works for e5, TinyBERT or any BERT-like checkpoint."""
+    """AutoModel + mean pooling (+ a sentence-transformers folder's dense layers) + L2 normalisation; works for e5,
+    EmbeddingGemma, TinyBERT or any BERT-like checkpoint."""
 
     def __init__(self, spec: str, *, prefix: str = "", max_length: int = 256, batch_size: int = 32) -> None:
         import transformers  # torch and transformers load only where a torch encoder is used (not when serving int8)
@@ -54,7 +106,8 @@ class HFEncoder:
         self.spec, self.prefix, self.max_length, self.batch_size = spec, prefix, max_length, batch_size
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(spec)
         self.model = transformers.AutoModel.from_pretrained(spec).eval()
-        self.dim = int(self.model.config.hidden_size)
+        self.head = sentence_head(spec)
+        self.dim = head_dim(self.head, int(self.model.config.hidden_size))
         positions = getattr(self.model.config, "max_position_embeddings", None)  # a longer input would not run
         if isinstance(positions, int) and positions > 0:
             self.max_length = min(max_length, positions)
@@ -75,7 +128,7 @@ class HFEncoder:
                     return_tensors="pt",
                 )
                 hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                pooled = mean_pool(hidden.last_hidden_state, batch["attention_mask"])
+                pooled = self.head(mean_pool(hidden.last_hidden_state, batch["attention_mask"]))
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 out[idx] = pooled.numpy()
         return out

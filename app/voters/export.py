@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-from app.voters.encoders import mean_pool
+from app.voters.encoders import mean_pool, sentence_head
 from app.voters.heads import PooledClassifier
 
 _PREPROCESS_HINT = "Please consider to run pre-processing before quantization"
@@ -42,10 +43,12 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask)["logits"]
 
 
-def _export_quantized(module: torch.nn.Module, tokenizer: Any, out: Path, output: str) -> Path:
+def _export_quantized(
+    module: torch.nn.Module, tokenizer: Any, out: Path, output: str, *, quantize: bool = True
+) -> Path:
     """Trace `module(input_ids, attention_mask)` to ONNX and quantise MatMul weights (int8 per channel) and the token
     embedding table (Gather, int8): e5-small's 250k-token table is most of the file (388 → 112 MB), at no measured cost
-    in retrieval recall (CHIP-STS recall@10 0.450 → 0.447)."""
+    in retrieval recall (CHIP-STS recall@10 0.450 → 0.447). `quantize=False` keeps the fp32 graph."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     sample = tokenizer(["query: 样例"], return_tensors="pt")
@@ -64,6 +67,10 @@ def _export_quantized(module: torch.nn.Module, tokenizer: Any, out: Path, output
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
+        if not quantize:
+            shutil.move(str(fp32), str(partial))  # the scratch folder may be on another file system
+            partial.replace(out)
+            return out
         quantize_dynamic(
             str(fp32),
             str(partial),
@@ -87,18 +94,27 @@ def export_int8(model: PooledClassifier, tokenizer: Any, out: Path) -> Path:
 
 
 class _Embedding(torch.nn.Module):
-    def __init__(self, encoder: torch.nn.Module) -> None:
+    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.head = encoder, head
+        self.layer_types = sorted(set(getattr(encoder.config, "layer_types", None) or ()))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        mask: Any = attention_mask
+        if self.layer_types:  # Gemma3: its own mask builder does not trace (vmap); give each layer type the padding
+            # mask as an additive bias. Bidirectional, and served texts stay shorter than the 512-token sliding window
+            bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+            mask = dict.fromkeys(self.layer_types, bias)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return torch.nn.functional.normalize(self.head(mean_pool(hidden, attention_mask)), dim=-1)
 
 
-def export_encoder_int8(spec: str, out: Path) -> Path:
-    """A sentence encoder checkpoint (mean pooled, L2-normalised, as `HFEncoder`) as an int8 ONNX model at `out`."""
-    from transformers import AutoModel, AutoTokenizer
+def export_encoder_int8(spec: str, out: Path, *, quantize: bool = True) -> Path:
+    """A sentence encoder (mean pooled, a sentence-transformers folder's dense layers, L2-normalised: as `HFEncoder`)
+    as an ONNX model at `out`, int8 unless `quantize=False`."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    encoder = AutoModel.from_pretrained(spec).eval()
-    return _export_quantized(_Embedding(encoder), AutoTokenizer.from_pretrained(spec), out, "embedding")
+    layered = bool(getattr(AutoConfig.from_pretrained(spec), "layer_types", None))
+    encoder = AutoModel.from_pretrained(spec, attn_implementation="eager" if layered else None).eval()
+    module = _Embedding(encoder, sentence_head(spec))
+    return _export_quantized(module, AutoTokenizer.from_pretrained(spec), out, "embedding", quantize=quantize)
