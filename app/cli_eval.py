@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,6 +127,10 @@ def eval_answers(
             raise InputError(f"--docs must be graph or judged, not {docs!r}")
         s = settings()
         questions = load_judged(judged or s.data_dir / "answers.yaml")[:limit]
-        return run_answer_eval(Components.load(s), questions, docs=docs)  # type: ignore[arg-type]
+        def progress(row: dict[str, Any]) -> None:  # one line a question on stderr: answers can take minutes
+            keys = ("id", "worth_showing", "fact_stated", "cited_inline", "missing_facts")
+            typer.echo(json.dumps({key: row[key] for key in keys}, ensure_ascii=False), err=True)
+
+        return run_answer_eval(Components.load(s), questions, docs=docs, progress=progress)  # type: ignore[arg-type]
 
     print_json(run(go), out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -100,8 +100,14 @@ def _judged_state(gate: Gate, question: JudgedQuestion, docs: dict[str, DocRecor
 
 
 def run_answer_eval(
-    components: Components, questions: Sequence[JudgedQuestion], *, docs: DocsMode = "graph"
+    components: Components,
+    questions: Sequence[JudgedQuestion],
+    *,
+    docs: DocsMode = "graph",
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
+    """Every question through the graph or the answer node; `progress` gets each row as it is judged (the local LLM
+    takes from seconds to minutes an answer on shared cores)."""
     if components.llm is None:
         from app.llm_local import LLMServerError
 
@@ -150,6 +156,8 @@ def run_answer_eval(
                 "answer": out.get("answer", ""),
             }
         )
+        if progress is not None:
+            progress(rows[-1])
     n = len(rows)
 
     def share(key: str) -> float:

@@ -66,8 +66,11 @@ def test_both_modes_score_the_answers(components: Any, docs: str) -> None:
 
     bare = dataclasses.replace(SEED, id="bare")
     llm = fake("保修期内非人为损坏的屏幕可以免费维修 [D2]。", "可以。")
-    result = run_answer_eval(dataclasses.replace(components, llm=llm), [SEED, bare], docs=docs)  # type: ignore[arg-type]
+    seen: list[dict[str, Any]] = []
+    c = dataclasses.replace(components, llm=llm)
+    result = run_answer_eval(c, [SEED, bare], docs=docs, progress=seen.append)  # type: ignore[arg-type]
     first, second = result["rows"]
+    assert seen == result["rows"]
     assert first["worth_showing"] and first["retrieved_cited_doc"] and not first["fallback_quoted"]
     assert second["fallback_quoted"] and second["answer"].startswith("可以。\n\n资料原文 [D")  # the quote fallback
     assert result["questions"] == 2 and result["cited_inline"] == 1.0 and set(result["latency"]) >= {"p50_ms"}
