@@ -138,13 +138,15 @@ def bench_extract(
     out: OutOption = None,
     split: SplitOption = "test",
     limit: Annotated[int | None, typer.Option(help="at most this many escalated queries")] = None,
+    llm: Annotated[bool, typer.Option(help="--no-llm: only the gate and the kNN vote (no LLM calls)")] = True,
 ) -> None:
-    """LLM extraction accuracy and latency on the queries the voters escalate."""
+    """LLM extraction accuracy and latency on the queries the voters escalate (few-shot: LABELGATE_FEWSHOT_K), and
+    the kNN vote over reviewed examples, alone and as a third opinion on escalations."""
     from app.eval.llm import bench_extract as run_bench
 
     def go() -> dict[str, Any]:
-        components = _components()
-        return run_bench(components, _split(components, split), limit=limit)
+        components = _components(llm=llm)
+        return run_bench(components, _split(components, split), limit=limit, llm=llm)
 
     print_json(run(go), out)
 

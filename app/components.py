@@ -1,4 +1,5 @@
-"""Everything the graph's nodes need, loaded once (the explicit warm-up): taxonomy, rules, voters, KB, LLM."""
+"""Everything the graph's nodes need, loaded once (the explicit warm-up): taxonomy, rules, voters, KB, LLM and the
+few-shot example store."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.data import DemoData
 from app.embedder import load_embedder, open_kb, shared_encoders
 from app.errors import ModelNotBuiltError
 from app.feedback import FeedbackStore
+from app.fewshot import ExampleStore
 from app.kb import KnowledgeBase, make_client
 from app.llm import make_chat_model
 from app.monitor.store import DecisionLog
@@ -35,6 +37,7 @@ class Components:
     llm: BaseChatModel | None
     feedback: FeedbackStore | None = None
     decisions: DecisionLog | None = None  # the decision log every graph run is recorded in (None: off)
+    examples: ExampleStore | None = None  # reviewed examples for the extractor's prompt (None: zero-shot)
 
     @classmethod
     def load(cls, settings: Settings, *, client: Any = None) -> Components:
@@ -64,7 +67,31 @@ class Components:
         rules = RuleSet.load(data.rules, taxonomy)
         feedback = FeedbackStore(settings.feedback_db_url)
         decisions = DecisionLog(settings.decision_log_db_url) if settings.decision_log else None
-        return cls(settings, taxonomy, rules, voters, kb, make_chat_model(settings), feedback, decisions)
+        llm = make_chat_model(settings)
+        examples = load_examples_store(settings, data, taxonomy, kb, feedback)
+        if llm is not None and examples is not None:
+            examples.warm()  # embedded now (or read from its cache), not on the first escalation
+        return cls(settings, taxonomy, rules, voters, kb, llm, feedback, decisions, examples)
+
+
+def load_examples_store(
+    settings: Settings, data: DemoData, taxonomy: Taxonomy, kb: KnowledgeBase, feedback: FeedbackStore | None
+) -> ExampleStore | None:
+    """The train split + confirmed feedback, embedded by the retrieval embedder (None when fewshot_k is 0)."""
+    from app.data import load_examples
+
+    if settings.fewshot_k <= 0:
+        return None
+    train = data.split("train")
+    base = load_examples(train, taxonomy) if train.is_file() else []
+    return ExampleStore(
+        kb.embedder,
+        taxonomy,
+        base=base,
+        feedback=feedback,
+        prefix=kb.query_prefix,
+        cache_dir=settings.home / "cache" / "fewshot",
+    )
 
 
 def _load_embedder(settings: Settings, shared: dict[str, Any]) -> Any:

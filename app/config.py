@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     )
     database_timeout: float = Field(5.0, gt=0, description="Postgres: seconds to connect or wait for a connection")
     review_token: SecretStr | None = Field(None, description="token of the review web page; unset = a random one a run")
+    fewshot_k: int = Field(
+        8, ge=0, le=50, description="reviewed examples most like the query in the extractor's prompt (0 = none)"
+    )
     review_host: str = Field("127.0.0.1", description="`labelgate review serve` bind address")
     review_port: int = Field(8765, ge=1, le=65535, description="`labelgate review serve` port")
     decision_log: bool = Field(True, description="log every graph run for `labelgate report`; false = off")

@@ -34,7 +34,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g = StateGraph(State, input_schema=InputState)
     g.add_node("classify", traced(Classify(c.voters, max_query_chars=s.max_query_chars)))
     g.add_node("vote", traced(Vote(c.taxonomy, s.vote)))
-    g.add_node("extract", traced(Extract(c.llm, c.taxonomy)))
+    g.add_node("extract", traced(Extract(c.llm, c.taxonomy, c.examples, k=s.fewshot_k)))
     g.add_node("rules", traced(Rules(c.rules, c.taxonomy, c.feedback)))
     g.add_node("review", traced(Review(c.taxonomy, c.feedback)))
     g.add_node("retrieve", traced(Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k)))

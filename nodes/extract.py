@@ -2,12 +2,18 @@
 
 LLM output is untrusted: parsed, schema-checked, taxonomy-checked. Invalid output gets one retry with the error;
 then, like an unreachable or unconfigured LLM, an explicit fallback recorded in `reasons` (→ review).
+
+Few-shot: with an example store the user message carries the k reviewed queries most similar to this one (train
+split + feedback people or rules confirmed) with their labels, quoted as data; the system message (instructions and
+the label table with descriptions) stays the same for every query, so the LLM server reuses its cached prefix.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -16,6 +22,9 @@ import prompts
 from app.llm import message_text, parse_json_object
 from app.taxonomy import Taxonomy
 from graph.state import State, add_reasons
+
+if TYPE_CHECKING:
+    from app.fewshot import ExampleStore, Shot
 
 log = logging.getLogger(__name__)
 ENTITY_TYPES = ("product", "order_id", "date", "price", "store")
@@ -59,12 +68,52 @@ def validate_extraction(raw: str, taxonomy: Taxonomy) -> tuple[list[str], list[s
     return known, unknown, entities
 
 
+def label_table(taxonomy: Taxonomy) -> str:
+    """One line per label: id, its coarse parent, its description."""
+    lines = []
+    for label in taxonomy.labels:
+        parent = f"（属于{label.parent}）" if label.parent else ""
+        lines.append(f"- {label.id}{parent}：{label.description}")
+    return "\n".join(lines)
+
+
+def examples_block(shots: Sequence[Shot], taxonomy: Taxonomy) -> str:
+    """Reviewed examples as quoted data, one a line: "query" → fine labels."""
+    lines = []
+    for number, shot in enumerate(shots, 1):
+        labels = "、".join(taxonomy.fine_only(shot.labels))
+        lines.append(f"{number}. {json.dumps(shot.text, ensure_ascii=False)} → {labels}")
+    return "\n".join(lines)
+
+
 class Extract:
-    def __init__(self, llm: BaseChatModel | None, taxonomy: Taxonomy) -> None:
+    def __init__(
+        self,
+        llm: BaseChatModel | None,
+        taxonomy: Taxonomy,
+        examples: ExampleStore | None = None,
+        *,
+        k: int = 8,
+    ) -> None:
         self.llm = llm.bind(response_format=response_format(taxonomy)) if llm is not None else None
         self.taxonomy = taxonomy
-        table = "\n".join(f"- {x.id}：{x.description}" for x in taxonomy.labels)
-        self.system = prompts.load("extract").format(labels=table)
+        self.system = prompts.load("extract").format(labels=label_table(taxonomy))
+        self.examples, self.k = examples, k
+        self.user_template = prompts.load("extract_examples")
+
+    def user_message(self, query: str) -> tuple[str, list[str]]:
+        """The user message (the query, with its nearest reviewed examples when there are any) and reasons."""
+        if self.examples is None or self.k <= 0:
+            return query, []
+        try:
+            shots = self.examples.nearest_text(query, self.k)
+        except Exception as exc:  # examples help; an embedder or store failure must not cost the extraction
+            log.warning("few-shot examples unavailable: %s", exc)
+            return query, [f"extract:fewshot_unavailable:{type(exc).__name__}"]
+        if not shots:
+            return query, []
+        shots = shots[::-1]  # most similar last: nearest the query
+        return self.user_template.format(examples=examples_block(shots, self.taxonomy), query=query), []
 
     def __call__(self, state: State) -> dict[str, Any]:
         if self.llm is None:
@@ -73,7 +122,8 @@ class Extract:
                 "entities": {},
                 "reasons": add_reasons(state, "extract_skipped:llm_not_configured"),
             }
-        messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(state["query"])]
+        user, notes = self.user_message(state["query"])
+        messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(user)]
         for attempt in range(2):
             try:
                 reply = self.llm.invoke(messages)
@@ -82,7 +132,7 @@ class Extract:
                 return {
                     "llm_labels": [],
                     "entities": {},
-                    "reasons": add_reasons(state, f"extract_skipped:llm_unavailable:{type(exc).__name__}"),
+                    "reasons": add_reasons(state, *notes, f"extract_skipped:llm_unavailable:{type(exc).__name__}"),
                 }
             text = message_text(reply)
             try:
@@ -95,6 +145,7 @@ class Extract:
             return {
                 "llm_labels": self.taxonomy.expand(known),
                 "entities": entities,
-                "reasons": add_reasons(state, *retry, *extra),
+                "reasons": add_reasons(state, *notes, *retry, *extra),
             }
-        return {"llm_labels": [], "entities": {}, "reasons": add_reasons(state, "extract_skipped:llm_invalid_output")}
+        reasons = add_reasons(state, *notes, "extract_skipped:llm_invalid_output")
+        return {"llm_labels": [], "entities": {}, "reasons": reasons}

@@ -10,8 +10,8 @@ from typing import Any
 from app.api import Assistant
 from app.components import Components
 from app.data import Example
+from app.eval.knn import labeller_scores
 from app.eval.latency import percentiles
-from app.metrics import exact_match, macro_f1
 from nodes.answer import Answer
 from nodes.classify import Classify
 from nodes.extract import Extract
@@ -25,48 +25,59 @@ def _require_llm(components: Components) -> None:
         raise LLMServerError("no LLM: set LABELGATE_LLM_BASE_URL or run `labelgate models build` for the local one")
 
 
-def bench_extract(components: Components, rows: Sequence[Example], *, limit: int | None = None) -> dict[str, Any]:
-    """Run the gate on every row; on the escalated ones compare the LLM's labels (and voter A's) with gold."""
-    _require_llm(components)
+def bench_extract(
+    components: Components, rows: Sequence[Example], *, limit: int | None = None, llm: bool = True
+) -> dict[str, Any]:
+    """Run the gate on every row; on the escalated ones compare the LLM's labels (few-shot when the example store is
+    on), voter A's and the kNN vote's with gold; and measure the kNN vote as a third opinion on escalations.
+    `llm=False`: the gate and kNN parts only (no LLM calls)."""
+    from app.eval.knn import KNN_K, gate_row, knn_report
+
+    if llm:
+        _require_llm(components)
     tax, s = components.taxonomy, components.settings
     classify, vote = Classify(components.voters, max_query_chars=s.max_query_chars), Vote(tax, s.vote)
-    extract = Extract(components.llm, tax)
-    escalated = []
+    extract = Extract(components.llm, tax, components.examples, k=s.fewshot_k)
+    examples = components.examples
+    escalated, gate_rows = [], []
     for row in rows:
         state: dict[str, Any] = {"query": row.text}
         state |= classify(state)  # type: ignore[arg-type]
+        flags = len(state["reasons"])
         state |= vote(state)  # type: ignore[arg-type]
+        if examples is not None:
+            shots = examples.nearest_text(row.text, KNN_K)
+            gate_rows.append(gate_row(tax.expand(row.labels), state, state["reasons"][flags:], shots, tax))
         if state["decision"] != "auto":
             escalated.append((row, state))
     escalated = escalated[:limit] if limit else escalated
-    gold, pred, voter_a, times, fallbacks, dropped = [], [], [], [], 0, 0
-    for row, state in escalated:
-        start = time.perf_counter()
-        out = extract(state)  # type: ignore[arg-type]
-        times.append((time.perf_counter() - start) * 1000)
-        fallbacks += any(r.startswith("extract_skipped") for r in out["reasons"])
-        dropped += sum(int(r.rsplit(":", 1)[1]) for r in out["reasons"] if r.startswith("llm_dropped_unknown:"))
-        gold.append(tax.expand(row.labels))
-        pred.append(out["llm_labels"])
-        voter_a.append(tax.expand(state["votes"]["A"]["accepted"]))
-    coarse = [[x for x in labels if x in tax.coarse_ids] for labels in (*gold, *pred, *voter_a)]
-    n = len(gold)
-    return {
+    report: dict[str, Any] = {
         "rows": len(rows),
-        "escalated": n,
-        "llm": {
-            "exact_set_accuracy": round(exact_match(pred, gold), 4),
-            "coarse_accuracy": round(exact_match(coarse[n : 2 * n], coarse[:n]), 4),
-            "macro_f1": round(macro_f1(pred, gold, tax.ids), 4),
+        "escalated": len(escalated),
+        "fewshot": {"k": s.fewshot_k if examples is not None else 0, **(examples.counts() if examples else {})},
+    }
+    gold = [tax.expand(row.labels) for row, _ in escalated]
+    if llm:
+        pred, times, fallbacks, dropped = [], [], 0, 0
+        for _, state in escalated:
+            start = time.perf_counter()
+            out = extract(state)  # type: ignore[arg-type]
+            times.append((time.perf_counter() - start) * 1000)
+            fallbacks += any(r.startswith("extract_skipped") for r in out["reasons"])
+            dropped += sum(int(r.rsplit(":", 1)[1]) for r in out["reasons"] if r.startswith("llm_dropped_unknown:"))
+            pred.append(out["llm_labels"])
+        report["llm"] = {
+            **labeller_scores(pred, gold, tax),
             "fallbacks": fallbacks,
             "dropped_unknown_labels": dropped,
             "latency": percentiles(times) if times else {},
-        },
-        "voter_a_on_same_rows": {
-            "exact_set_accuracy": round(exact_match(voter_a, gold), 4),
-            "coarse_accuracy": round(exact_match(coarse[2 * n :], coarse[:n]), 4),
-        },
-    }
+        }
+    voter_a = [tax.expand(state["votes"]["A"]["accepted"]) for _, state in escalated]
+    a_scores = labeller_scores(voter_a, gold, tax)
+    report["voter_a_on_same_rows"] = {key: a_scores[key] for key in ("exact_set_accuracy", "coarse_accuracy")}
+    if gate_rows:
+        report["knn"] = knn_report(gate_rows, tax)
+    return report
 
 
 def bench_answer(components: Components, queries: Sequence[str]) -> dict[str, Any]:
