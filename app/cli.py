@@ -14,6 +14,7 @@ from app.cli_common import assistant as _assistant
 from app.cli_common import print_json as _print_json
 from app.cli_common import run as _run
 from app.cli_common import settings as _settings
+from app.cli_data import data_app
 from app.cli_eval import eval_app
 from app.cli_monitor import report_command
 from app.cli_ops import bench_app, feedback_app, llm_app, register
@@ -28,6 +29,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
 app.add_typer(llm_app, name="llm")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(data_app, name="data")
 register(app, models_app)
 register_soak(app)
 app.command("report")(report_command)
@@ -50,11 +52,11 @@ def _main(
 def models_build(
     force: Annotated[bool, typer.Option(help="rebuild even when up to date")] = False,
     llm: Annotated[bool, typer.Option(help="also assemble the local LLM's GGUF")] = True,
-) -> None:
-    """Build the offline encoder checkpoint, its int8 retrieval export (and the local LLM's GGUF) into the model cache
     encoder: Annotated[
         str | None, typer.Option(help="build only this optional encoder and its ONNX export: embeddinggemma-300m")
     ] = None,
+) -> None:
+    """Build the offline encoder checkpoint, its int8 retrieval export (and the local LLM's GGUF) into the model cache
     (idempotent)."""
     from app.embedder import build_encoder, build_int8
     from app.llm_local import build_gguf
@@ -62,10 +64,10 @@ def models_build(
 
     def go() -> dict[str, Path]:
         settings = _settings()
-        built = build_models(settings.model_dir, force=force)
-        if settings.embedder_runtime == "onnx-int8":
         if encoder:
             return build_encoder(settings, encoder, force=force)
+        built = build_models(settings.model_dir, force=force)
+        if settings.embedder_runtime == "onnx-int8":
             built["embedder-int8"] = build_int8(settings)
         return built | ({"llm": build_gguf(settings.model_dir)} if llm else {})
 
