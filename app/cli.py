@@ -174,14 +174,14 @@ def review_serve(
 ) -> None:
     """Serve the review web page alone (the LangGraph server mounts the same page at /review)."""
     from app.extras import require
-    from app.web import AssistantBackend, create_app, serve_token
+    from app.web import AssistantBackend, create_app, serve_token, with_doc_reviews
 
     s = _settings()
     uvicorn = _run(lambda: require("uvicorn", "server"))
     host, port = host or s.review_host, port or s.review_port
     token = _run(lambda: serve_token(s, host))
     assistant = _run(_assistant)
-    web = _run(lambda: create_app(lambda: AssistantBackend(assistant), token))
+    web = _run(lambda: create_app(lambda: with_doc_reviews(AssistantBackend(assistant), s), token))
     shown = "<LABELGATE_REVIEW_TOKEN>" if s.review_token else token  # a configured secret stays out of logs
     typer.echo(f"review page: http://{host}:{port}/review?token={shown}")
     uvicorn.run(web, host=host, port=port, log_level="warning")

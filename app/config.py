@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     chroma_timeout: float = Field(10.0, gt=0, description="Chroma server: seconds a request may take")
     collection: str = Field("labelgate-kb", min_length=3)
     top_k: int = Field(3, ge=1, description="docs handed to the answer")
+    doc_review_below: float = Field(
+        0.5, ge=0, le=1, description="index: docs labelled by the voters with less confidence go to the review queue"
+    )
     fetch_k: int = Field(10, ge=1, description="candidates retrieved before rerank")
     partition_ef_search: int = Field(
         PARTITION_EF_SEARCH,

@@ -18,7 +18,7 @@ from app.data import Example
 from app.errors import DataError, InputError, StoreUnavailableError
 from app.taxonomy import Taxonomy
 
-SOURCES = ("human", "llm+rules", "llm+voter")
+SOURCES = ("human", "llm+rules", "llm+voter", "doc_review")  # doc_review: a person labelled an unsure KB doc
 # what retrain learns from: a person's labels, or LLM labels a rule confirmed. LLM labels only a voter agreed with are
 # kept (and listed) but not trained on: the voter would be learning from its own agreement.
 TRAINING_SOURCES = ("human", "llm+rules")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.data import DemoData, count_docs, iter_docs
+from app.data import DemoData, Doc, count_docs, iter_docs
 from app.decision import vote
 from app.doclabels import DocLabels, label_doc, merge_chunks
+from app.docreviews import DocReviewQueue, review_item, reviewed_doc_labels
 from app.embedder import load_embedder, open_kb
+from app.feedback import FeedbackStore
 from app.kb import KnowledgeBase, make_client
 from app.kb_generations import index_atomically
 from app.rules import RuleSet
@@ -26,6 +28,12 @@ class VoterLabeler:
 
     def __init__(self, voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings, rules: RuleSet | None = None):
         self.voters, self.taxonomy, self.settings, self.rules = list(voters), taxonomy, settings, rules
+        self.unsure: list[dict[str, Any]] = []  # docs labelled below `doc_review_below`: review items
+
+    def decided(self, doc: Doc, found: DocLabels) -> None:
+        """Called by the KB for each doc it labelled: unsure ones become doc reviews."""
+        if found.confidence < self.settings.doc_review_below:
+            self.unsure.append(review_item(doc.id, doc.title, doc.text, found, self.taxonomy))
 
     def __call__(self, texts: Sequence[str]) -> list[list[str]]:
         cfg = self.settings.vote
@@ -99,14 +107,19 @@ def index_knowledge_base(
         voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         rules = RuleSet.load(data.rules, taxonomy) if data.rules.is_file() else None
         labeler = voter_labeler(voters, taxonomy, settings, rules)
-    docs = iter_docs(path, taxonomy)
+    store = FeedbackStore(settings.feedback_db_url) if unlabelled else None
+    reviewed = reviewed_doc_labels(store) if store is not None else {}  # a person's labels for once-unsure docs
+    docs: Iterable[Doc] = (
+        Doc(d.id, d.text, tuple(taxonomy.expand(reviewed[d.id])), d.title) if not d.labels and d.id in reviewed else d
+        for d in iter_docs(path, taxonomy)
+    )
     if kb is not None:  # a caller's own KB: synced in place
-        return kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total) | {
-            "total": kb.count()
-        }
+        synced = kb.index(docs, taxonomy, chunk_chars=settings.chunk_chars, labeler=labeler, total=total)
+        return synced | {"total": kb.count()} | queue_unsure(settings, labeler)
     inner = getattr(serving.embedder, "inner", serving.embedder)  # as the chunk hashes name it
     inputs = [path, data.taxonomy, settings.chunk_chars, serving.passage_prefix, f"{inner.spec}:{type(inner).__name__}"]
     inputs += [f"{voter.name}:{voter.version}" for voter in voters or []]  # they label the unlabelled docs
+    inputs += [f"reviewed:{doc_id}:{sorted(labels)}" for doc_id, labels in sorted(reviewed.items())]
     counts = index_atomically(
         serving,
         settings.collection,
@@ -118,4 +131,16 @@ def index_knowledge_base(
         fingerprint=fingerprint(inputs),
     )
     built = KnowledgeBase.open(serving.client, counts["generation"], serving.embedder, create=False, follow=False)
-    return counts | {"total": built.count()}
+    return counts | {"total": built.count()} | queue_unsure(settings, labeler)
+
+
+def doc_review_queue(settings: Settings) -> DocReviewQueue:
+    return DocReviewQueue(settings.home / "reviews" / "docs.jsonl")
+
+
+def queue_unsure(settings: Settings, labeler: VoterLabeler | None) -> dict[str, int]:
+    """Queue the docs the voters labelled unsure for review; their counts for the index summary."""
+    if labeler is None or not labeler.unsure:
+        return {"doc_reviews_added": 0}
+    pending = doc_review_queue(settings).put(labeler.unsure)
+    return {"doc_reviews_added": len(labeler.unsure), "doc_reviews_pending": pending}

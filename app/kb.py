@@ -273,6 +273,8 @@ class KnowledgeBase:
             if not labels and whole is not None:
                 decided = next(by_doc)
                 labels, source, sure = list(decided.labels), "voters", decided.confidence
+                if (note := getattr(labeler, "decided", None)) is not None:
+                    note(doc, decided)  # e.g. queue the unsure ones for review
             elif not labels and labeler is not None:
                 united = [label for _ in chunks for label in next(found)]
                 labels, source = taxonomy.expand(united), "voters"

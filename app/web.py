@@ -259,6 +259,15 @@ def serve_token(settings: Settings, host: str) -> str:
     return new_token()
 
 
+def with_doc_reviews(backend: Any, settings: Settings) -> Any:
+    """The backend plus the doc reviews `labelgate index` queued (same page, token and feedback store)."""
+    from app.docreviews import WithDocReviews
+    from app.feedback import FeedbackStore
+    from app.indexing import doc_review_queue
+
+    return WithDocReviews(backend, doc_review_queue(settings), FeedbackStore(settings.feedback_db_url))
+
+
 def server_app() -> Any:
     """The app mounted by `langgraph dev`/`langgraph up` (langgraph.json http.app); settings load on first use."""
     from app.config import load_settings
@@ -279,7 +288,7 @@ def server_app() -> Any:
         await server_graph()
         yield
 
-    return create_app(lambda: backend, token, lifespan=warm_models)
+    return create_app(lambda: with_doc_reviews(backend, settings), token, lifespan=warm_models)
 
 
 def __getattr__(name: str) -> Any:
