@@ -46,7 +46,7 @@ def bench_extract(
         flags = len(state["reasons"])
         state |= vote(state)  # type: ignore[arg-type]
         if examples is not None:
-            shots = examples.nearest_text(row.text, KNN_K)
+            shots = examples.nearest_text(row.text, max(KNN_K, s.fewshot_k))
             gate_rows.append(gate_row(tax.expand(row.labels), state, state["reasons"][flags:], shots, tax))
         if state["decision"] != "auto":
             escalated.append((row, state))
