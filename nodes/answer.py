@@ -47,16 +47,16 @@ def sentences(text: str) -> list[str]:
 
 
 def decisive_sentence(query: str, docs: list[DocRecord], prefer: list[str]) -> tuple[str, str] | None:
-    """(doc id, sentence): the doc sentence sharing the largest share of the query's terms, among the docs the answer
-    cited (all docs when it cited none), earlier docs winning ties; None when no sentence shares a term."""
+    """(doc id, sentence): the doc sentence sharing the largest share of the query's terms; among equals one of a doc
+    the answer cited, then the earlier doc. A small model's citation is not trusted more than that: it may cite an
+    off-topic doc. None when no sentence shares a term."""
     wanted = terms(query)
-    pool = [doc for doc in docs if doc["doc_id"] in prefer] or docs
-    best, best_score = None, 0.0
-    for doc in pool:
+    best, best_key = None, (0.0, False)
+    for doc in docs:
         for sentence in sentences(doc["text"]):
-            score = keyword_overlap(wanted, terms(sentence))
-            if score > best_score:
-                best, best_score = (doc["doc_id"], sentence), score
+            key = (keyword_overlap(wanted, terms(sentence)), doc["doc_id"] in prefer)
+            if key[0] > 0 and key > best_key:
+                best, best_key = (doc["doc_id"], sentence), key
     return best
 
 
