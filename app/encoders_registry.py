@@ -34,7 +34,8 @@ class EncoderSpec:
 
 E5 = EncoderSpec("multilingual-e5-small", "multilingual-e5-small", None, True, "labelgate models build", "MIT")
 # EmbeddingGemma's own sentence-transformers prompts (config_sentence_transformers.json: Classification, query,
-# document). int8: fp32 vs int8 on SMP2017 — see README "Optional encoder: EmbeddingGemma-300M".
+# document). int8 holds: SMP2017 train+test (2,966 sentences), fp32 vs int8 export cosine mean 0.990 (min 0.948);
+# frozen + logistic regression (C=10) test accuracy 0.934 fp32 / 0.942 int8; one sentence on 1 thread ~6x faster.
 GEMMA = EncoderSpec(
     "embeddinggemma-300m",
     "embeddinggemma-300m",

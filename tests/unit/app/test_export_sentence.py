@@ -4,6 +4,7 @@ vectors equal torch's, fp32 or int8, and a text's vector does not depend on its 
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def build_tiny_gemma(out: Path, *, dense: tuple[int, ...] = (48, 24)) -> Path:
     (out / "1_Pooling").mkdir()
     (out / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     sizes = (32, *dense)
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False), start=2):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes), start=2):
         folder = out / f"{i}_Dense"
         folder.mkdir()
         config_dense = {"in_features": n_in, "out_features": n_out, "bias": False}
