@@ -85,6 +85,16 @@ def judge(question: JudgedQuestion, answer: str, kind: str) -> dict[str, Any]:
     }
 
 
+NUMBER = re.compile(r"\d+(?:\.\d+)?|[一二两三四五六七八九十百千]+(?=个?(?:月|天|年|次|小时|分钟|元))")
+
+
+def unsupported_numbers(answer: str, doc_texts: Sequence[str]) -> list[str]:
+    """Numbers (digits, or Chinese numerals before a unit) in an LLM answer's own text that no shown doc contains:
+    invented prices or periods, e.g. copied from the prompt's worked example. Doc ids in [brackets] do not count."""
+    text = re.sub(r"\[[^\[\]]*\]", "", answer.split(SOURCES_PREFIX)[0])
+    return [n for n in dict.fromkeys(NUMBER.findall(text)) if not any(n in doc for doc in doc_texts)]
+
+
 def _shuffled(question: JudgedQuestion, ids: Sequence[str]) -> list[str]:
     """The cited docs and distractors in a fixed order that does not put the cited ones first."""
     return sorted(ids, key=lambda doc_id: hashlib.sha256(f"{question.id}:{doc_id}".encode()).hexdigest())
@@ -145,6 +155,8 @@ def run_answer_eval(
         times.append((time.perf_counter() - start) * 1000)
         shown = [d["doc_id"] for d in out.get("docs", [])]
         row = judge(question, out.get("answer", ""), out.get("answer_kind", ""))
+        if row["llm"]:
+            row["unsupported_numbers"] = unsupported_numbers(out["answer"], [d["text"] for d in out.get("docs", [])])
         rows.append(
             {
                 "id": question.id,
@@ -161,9 +173,10 @@ def run_answer_eval(
     n = len(rows)
 
     def share(key: str) -> float:
-        return round(sum(bool(r[key]) for r in rows) / n, 4) if n else 0.0
+        return round(sum(bool(r.get(key)) for r in rows) / n, 4) if n else 0.0
 
-    keys = ("worth_showing", "fact_stated", "cited_inline", "llm", "retrieved_cited_doc", "fallback_quoted")
+    keys = ("worth_showing", "fact_stated", "cited_inline", "llm", "retrieved_cited_doc", "fallback_quoted",
+            "unsupported_numbers")  # fmt: skip
     return {
         "docs": docs,
         "questions": n,

@@ -13,7 +13,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from app.errors import DataError
-from app.eval.answers import JudgedQuestion, judge, load_judged, run_answer_eval
+from app.eval.answers import JudgedQuestion, judge, load_judged, run_answer_eval, unsupported_numbers
 
 ROOT = Path(__file__).resolve().parents[3]
 FACTS = (re.compile("免费"), re.compile("非人为"))
@@ -56,6 +56,11 @@ def test_judge_wants_an_llm_answer_with_every_fact_and_an_inline_citation() -> N
     assert not judge(SEED, "[D1] 非人为损坏免费", "passages")["worth_showing"]  # the raw passages are no answer
 
 
+def test_numbers_no_shown_doc_states_are_flagged() -> None:
+    answer = "三个月内免费维修 [D1]，价格 59–99 元，保修六个月。\n\n参考资料：[D2] 300"
+    assert unsupported_numbers(answer, ["整机保修一年，电池保修六个月。", "价格 99 元"]) == ["三", "59"]
+
+
 def fake(*replies: str) -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
 
@@ -70,7 +75,7 @@ def test_both_modes_score_the_answers(components: Any, docs: str) -> None:
     c = dataclasses.replace(components, llm=llm)
     result = run_answer_eval(c, [SEED, bare], docs=docs, progress=seen.append)  # type: ignore[arg-type]
     first, second = result["rows"]
-    assert seen == result["rows"]
+    assert seen == result["rows"] and first["unsupported_numbers"] == [] and result["unsupported_numbers"] == 0.0
     assert first["worth_showing"] and first["retrieved_cited_doc"] and not first["fallback_quoted"]
     assert second["fallback_quoted"] and second["answer"].startswith("可以。\n\n资料原文 [D")  # the quote fallback
     assert result["questions"] == 2 and result["cited_inline"] == 1.0 and set(result["latency"]) >= {"p50_ms"}
