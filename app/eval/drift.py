@@ -24,6 +24,7 @@ from app.eval import drift_math as dm
 from app.eval.drift_labels import Labelled, label_everything
 from app.eval.retrieval import RetrievalData, load_retrieval
 from app.ranking import filter_plan, keyword_overlap, label_match
+from app.softgate import admit, label_term, query_trust
 from app.textutil import terms
 from nodes.rerank import query_label_probs
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 METHODS = ("dense", "gated", "oracle", "labelgate", "labelgate_reviewed")
 REVIEWED = "labelgate_reviewed"  # escalated queries answered after review: the gold labels stand in for the reviewer
 LEVELS = ("coarse", "leaf")
-LABEL_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+LABEL_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 KEYWORD_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
@@ -50,6 +51,7 @@ class DriftOptions:
     max_queries: int | None = None
     dev_share: float = 1 / 3
     seed: int = 13
+    soft: bool = True  # soft gating: dense candidates admitted, the label term weighted by trust (False: as before)
     doc_id_sep: str | None = None  # docs are chunks `<doc><sep><n>`, `relevant` names documents: scored per document
 
     def check(self) -> None:
@@ -73,6 +75,16 @@ def growth_key(growth: float) -> str:
     return str(int(growth)) if float(growth).is_integer() else f"{growth:g}"
 
 
+@dataclass(frozen=True)
+class View:
+    """A query's final labels as retrieval sees them: filter stages (widening order), rerank label probabilities and
+    how far the rerank may trust those labels."""
+
+    stages: list[list[int] | None]
+    probs: dict[str, float]
+    trust: float
+
+
 @dataclass
 class Query:
     """Everything one query needs at every growth step."""
@@ -84,7 +96,7 @@ class Query:
     gold_leaves: list[int]  # the oracle's filter
     categories: list[int]  # growth adds docs of none of these; purity counts docs of any
     gate_leaves: list[int]
-    views: dict[str, tuple[list[list[int] | None], dict[str, float]]]  # labelgate / reviewed: filter stages, probs
+    views: dict[str, View]  # labelgate / reviewed: filter stages, probs, trust
     terms: list[str]
 
 
@@ -93,11 +105,15 @@ class DriftRun:
 
     def __init__(self, data: RetrievalData, labelled: Labelled, settings: Settings, options: DriftOptions) -> None:
         self.data, self.lab, self.settings, self.opt = data, labelled, settings, options
+        self.reliability: dict[str, float] = {}  # per query-label source: exact accuracy on dev queries (--tune)
         tax = data.taxonomy
         self.tax = tax
         self.gold = self._matrix([tax.fine_only(doc.labels) for doc in data.docs])  # leaf labels
         self.cats = self._matrix([self.categories(doc.labels) for doc in data.docs])
         self.pred = self._matrix(labelled.doc_labels)  # expanded labels the filters see
+        n = len(data.docs)
+        given = options.gold_doc_labels or labelled.doc_conf is None or not options.soft
+        self.doc_conf = np.ones(n) if given else np.asarray(labelled.doc_conf, dtype=float)
         self._doc_terms: dict[int, list[str]] = {}
         self.owner: np.ndarray | None = None  # chunk -> its source document's number, with --doc-id-sep
         if data.doc_id_sep:
@@ -143,9 +159,9 @@ class DriftRun:
             if pool is None:
                 skipped.append(q.id)
                 continue
-            labels = {"labelgate": lab.labelgate_labels[qi]}
-            labels[REVIEWED] = list(q.labels) if lab.escalated[qi] else labels["labelgate"]
-            views = {name: self._view(qi, chosen) for name, chosen in labels.items()}
+            source = "provisional" if lab.escalated[qi] else "voters"
+            views = {"labelgate": self._view(qi, lab.labelgate_labels[qi], source)}
+            views[REVIEWED] = self._view(qi, q.labels, "human") if lab.escalated[qi] else views["labelgate"]
             found.append(
                 Query(
                     qi,
@@ -161,11 +177,15 @@ class DriftRun:
             )
         return found, skipped
 
-    def _view(self, qi: int, labels: Sequence[str]) -> tuple[list[list[int] | None], dict[str, float]]:
-        """The filter stages (widening order) and rerank label probabilities of a query with these final labels."""
+    def _view(self, qi: int, labels: Sequence[str], source: str) -> View:
+        """The filter stages, rerank label probabilities and trust of a query with these final labels."""
         stages = [None if not stage.labels else self._idx(stage.labels) for stage in filter_plan(labels, self.tax)]
-        state = {"votes": self.lab.query_votes[qi], "labels": list(labels)}
-        return stages, query_label_probs(state)  # type: ignore[arg-type]
+        votes = self.lab.query_votes[qi]
+        state = {"votes": votes, "labels": list(labels)}
+        mean = {x: float(np.mean([v["probs"].get(x, 0.0) for v in votes.values()])) for x in labels}
+        confidence = min(mean.values(), default=0.0)  # the vote's: its weakest label, both voters averaged
+        trust = query_trust(source, confidence, reliability=self.reliability) if self.opt.soft else 1.0
+        return View(stages, query_label_probs(state), trust)  # type: ignore[arg-type]
 
     def _terms(self, doc: int) -> list[str]:
         if doc not in self._doc_terms:
@@ -180,14 +200,16 @@ class DriftRun:
 
     def case(self, q: Query, kb: np.ndarray, view: str = "labelgate") -> dm.RerankCase:
         """labelgate's candidates in this KB (widening over exact search) with their rerank components."""
-        stages, probs = q.views[view]
-        found, _ = dm.staged(q.scores, kb, self.pred, stages, k=self.opt.k, fetch_k=self.opt.fetch_k)
+        seen = q.views[view]
+        found, _ = dm.staged(q.scores, kb, self.pred, seen.stages, k=self.opt.k, fetch_k=self.opt.fetch_k)
+        if self.opt.soft:  # a filter is a prior: the best unfiltered docs compete too, the label term decides
+            found, _ = admit(found, dm.top(q.scores, kb, self.opt.fetch_k).tolist(), key=lambda doc: doc)
         cands = np.array(found, dtype=np.int64)
-        doc_labels = [self.lab.doc_labels[d] for d in found]
+        match = [label_match(self.lab.doc_labels[d], seen.probs, self.tax) for d in found]
         components = np.column_stack(
             [
                 dm.minmax_array(q.scores[cands]),
-                [label_match(labels, probs, self.tax) for labels in doc_labels],
+                [label_term(m, seen.trust, self.doc_conf[d]) for m, d in zip(match, found, strict=True)],
                 [keyword_overlap(q.terms, self._terms(d)) for d in found],
             ]
         ).reshape(len(found), 3)
@@ -204,6 +226,20 @@ class DriftRun:
         return {
             m: dm.scored(r.tolist(), q.relevant, self.on_topic(q, r).tolist(), k, self.owner) for m, r in ranked.items()
         }
+
+
+def reliability(data: RetrievalData, lab: Labelled, indices: Sequence[int]) -> dict[str, float]:
+    """How often the query labels of each source are right on these (dev) queries: the voters' auto labels exactly
+    (leaf set), the provisional coarse labels of escalated queries all among the gold ones. Scales query trust."""
+    tax = data.taxonomy
+    right: dict[str, list[bool]] = {"voters": [], "provisional": []}
+    for qi in indices:
+        gold, labels = set(data.queries[qi].labels), lab.labelgate_labels[qi]
+        if lab.escalated[qi]:
+            right["provisional"].append(bool(labels) and set(labels) <= gold)
+        else:
+            right["voters"].append(set(tax.fine_only(labels)) == set(tax.fine_only(list(gold))))
+    return {source: round(float(np.mean(ok)), 4) for source, ok in right.items() if ok}
 
 
 def split_queries(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -298,14 +334,21 @@ def run_drift_eval(settings: Settings, src: Path, options: DriftOptions | None =
     weights = settings.rerank.model_dump()
     if opt.tune:
         dev_idx, test_idx = split_queries(len(chosen), opt.dev_share, opt.seed)
+        run.reliability = reliability(data, labelled, [chosen[i] for i in dev_idx]) if opt.soft else {}
         dev, _ = run.queries([chosen[i] for i in dev_idx])
-        _, dev_cases = evaluate(run, dev, weights)
+        dev_scored, dev_cases = evaluate(run, dev, weights)
         flat = [case for group in dev_cases.values() for case in group]
         objective = f"ndcg@{opt.k}"
-        best, score = dm.tune(flat, dm.weight_grid(LABEL_GRID, KEYWORD_GRID), k=opt.k, objective=objective)
+        # never cost recall: only weights whose dev recall@k reaches dense's at every growth step compete
+        floor = {g: by[f"recall@{opt.k}"] for g, by in dev_scored["results"]["dense"].items()}
+        grid = dm.weight_grid(LABEL_GRID, KEYWORD_GRID)
+        best, score, met = dm.tune_with_floor(dev_cases, floor, grid, k=opt.k, objective=objective)
         before = float(np.mean([dm.reranked(c, weights, opt.k)[objective] for c in flat]))
         tuning = {
+            "query_label_reliability": run.reliability,
             "objective": objective,
+            "recall_floor": "dense recall@k on dev at every growth step",
+            "recall_floor_met": met,
             "dev_queries": len(dev),
             "settings_weights": weights,
             "settings_dev_score": round(before, 6),

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.data import Doc, Example, load_examples
-from app.decision import vote
+from app.decision import VoterOutput, vote
+from app.doclabels import label_doc
 from app.embedder import load_embedder
 from app.errors import ConfigError
 from app.eval.classify import is_multi_label, outputs, predict
@@ -27,6 +28,7 @@ from app.voters.base import Voter
 from app.voters.encoders import USE_SPEC, DiskCachedEncoder
 
 FOLDS = 4
+DocOutputs = tuple[VoterOutput, ...]
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -44,6 +46,8 @@ class Labelled:
     labelgate_labels: list[list[str]]  # auto: the vote's labels; escalated: the candidates' coarse labels
     escalated: list[bool]
     report: dict[str, Any]
+    doc_outputs: list[DocOutputs | None] = field(default_factory=list)  # per doc: each voter's chunk-mean view
+    doc_conf: np.ndarray | None = None  # per doc: confidence in its labels (None: labels given, fully trusted)
 
 
 def training_rows(data: RetrievalData, train_docs: int, seed: int) -> tuple[list[Example], list[Example], set[int]]:
@@ -78,22 +82,23 @@ def native_doc_rows(settings: Settings, data: RetrievalData, *, exclude: set[int
 
 def cross_fitted_doc_labels(
     settings: Settings, data: RetrievalData, opt: DriftOptions, cache_dir: Path, eligible: np.ndarray
-) -> list[list[str]]:
+) -> tuple[list[list[str]], list[DocOutputs | None]]:
     """A labelgate data dir's docs labelled by voters trained on its queries and the other folds' docs, so no doc is
     labelled by voters that learnt it (`labelgate train` adds labelled KB docs to the training rows)."""
     from app.eval.fit import fit_pair
 
     queries, dev = native_splits(data)
     labels: list[list[str]] = [[] for _ in data.docs]
+    views: list[DocOutputs | None] = [None for _ in data.docs]
     for fold in range(FOLDS):
         inside = {i for i in range(len(data.docs)) if i % FOLDS == fold}
         train = [*queries, *native_doc_rows(settings, data, exclude=inside)]
         pair = fit_pair(settings, train, dev, data.taxonomy, mode=opt.mode, cache_dir=cache_dir)
         mask = eligible & np.isin(np.arange(len(data.docs)), sorted(inside))
-        found = label_docs(list(pair.voters), data, mask, settings)
+        found, seen = label_docs(list(pair.voters), data, mask, settings)
         for i in inside:
-            labels[i] = found[i]
-    return labels
+            labels[i], views[i] = found[i], seen[i]
+    return labels, views
 
 
 def fit_voters(
@@ -138,8 +143,9 @@ def label_accuracy(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]],
 
 def label_docs(
     voters: Sequence[Voter], data: RetrievalData, eligible: np.ndarray, settings: Settings
-) -> list[list[str]]:
-    """Chunk labels from the two voters united per doc — what `labelgate index` stores for an unlabelled doc."""
+) -> tuple[list[list[str]], list[DocOutputs | None]]:
+    """Chunk labels from the two voters united per doc — what `labelgate index` stores for an unlabelled doc — and
+    each voter's view of each doc (its chunk probabilities averaged)."""
     label = voter_labeler(voters, data.taxonomy, settings)
     owner: list[int] = []  # doc of each chunk
     flat: list[str] = []
@@ -150,7 +156,17 @@ def label_docs(
     united: list[list[str]] = [[] for _ in data.docs]
     for i, chunk_labels in zip(owner, label(flat) if flat else [], strict=True):
         united[i] += chunk_labels
-    return [data.taxonomy.expand(labels) for labels in united]
+    views: list[DocOutputs | None] = [None for _ in data.docs]
+    if flat:
+        chunk_probs = [voter.probs(flat) for voter in voters]
+        where = np.array(owner)
+        for doc in sorted(set(owner)):
+            rows = where == doc
+            views[doc] = tuple(
+                VoterOutput(v.name, dict(zip(v.labels, p[rows].mean(axis=0).tolist(), strict=True)), v.thresholds)
+                for v, p in zip(voters, chunk_probs, strict=True)
+            )
+    return [data.taxonomy.expand(labels) for labels in united], views
 
 
 def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions, *, cache_dir: Path) -> Labelled:
@@ -173,14 +189,15 @@ def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions,
     ]
     gold_q = [list(q.labels) for q in data.queries]
     cross_fit = data.native and not opt.current_voters and settings.train.doc_rows > 0
+    doc_views: list[DocOutputs | None] = [None for _ in data.docs]
     if opt.gold_doc_labels:
         doc_labels = [list(doc.labels) if ok else [] for doc, ok in zip(data.docs, eligible, strict=True)]
         info["doc_labels_by"] = "gold"
     elif cross_fit:
-        doc_labels = cross_fitted_doc_labels(settings, data, opt, cache_dir, eligible)
+        doc_labels, doc_views = cross_fitted_doc_labels(settings, data, opt, cache_dir, eligible)
         info["doc_labels_by"] = f"voters, {FOLDS}-fold cross-fitted (trained on the queries and the other folds' docs)"
     else:
-        doc_labels = label_docs(voters, data, eligible, settings)
+        doc_labels, doc_views = label_docs(voters, data, eligible, settings)
         info["doc_labels_by"] = "the run's voters (never trained on these docs)"
     labelled_at = time.perf_counter()
     embedder = DiskCachedEncoder(load_embedder(settings), cache_dir)
@@ -200,4 +217,44 @@ def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions,
         "embedder": embedder.spec,
     }
     escalated = [v.decision != "auto" for v in votes]
-    return Labelled(eligible, doc_labels, doc_vectors, query_vectors, query_votes, gate, labelgate, escalated, report)
+    labelled = Labelled(
+        eligible, doc_labels, doc_vectors, query_vectors, query_votes, gate, labelgate, escalated, report, doc_views
+    )
+    return labelled if opt.gold_doc_labels else decide_docs(labelled, data, settings)
+
+
+def decide_docs(lab: Labelled, data: RetrievalData, settings: Settings) -> Labelled:
+    """Doc labels decided per doc with a confidence (app/doclabels.py) from each voter's doc-level view; the report
+    keeps the chunk-union labels' accuracy as `docs_chunk_union`."""
+    tax = data.taxonomy
+    labels, conf = list(lab.doc_labels), np.zeros(len(data.docs))
+    for i, views in enumerate(lab.doc_outputs):
+        if views is None:
+            continue
+        found = label_doc(
+            views, tax, min_margin=settings.vote.min_margin, min_fine_agreement=settings.vote.min_fine_agreement
+        )
+        labels[i], conf[i] = found.labels, found.confidence
+    in_kb = [i for i, views in enumerate(lab.doc_outputs) if views is not None]
+    gold = [list(data.docs[i].labels) for i in in_kb]
+    report = lab.report | {
+        "docs_chunk_union": lab.report["docs"],
+        "docs": label_accuracy([labels[i] for i in in_kb], gold, data),
+        "docs_confidence": confidence_report(
+            conf[in_kb], [set(labels[i]) == set(g) for i, g in zip(in_kb, gold, strict=True)]
+        ),
+    }
+    lab.doc_labels, lab.doc_conf, lab.report = labels, conf, report
+    return lab
+
+
+def confidence_report(conf: np.ndarray, right: Sequence[bool]) -> dict[str, Any]:
+    """Is the doc-label confidence worth trusting: exact accuracy of the docs above / below 0.5, mean confidence."""
+    ok = np.asarray(right, dtype=bool)
+    sure = conf >= 0.5
+    return {
+        "mean": round(float(conf.mean()), 4) if len(conf) else 0.0,
+        "sure_share": round(float(sure.mean()), 4) if len(conf) else 0.0,
+        "exact_when_sure": round(float(ok[sure].mean()), 4) if sure.any() else None,
+        "exact_when_unsure": round(float(ok[~sure].mean()), 4) if (~sure).any() else None,
+    }

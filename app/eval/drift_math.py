@@ -197,6 +197,33 @@ def tune(
     return best, best_score
 
 
+def tune_with_floor(
+    groups: Mapping[str, Sequence[RerankCase]],
+    floor: Mapping[str, float],
+    grid: Sequence[Mapping[str, float]],
+    *,
+    k: int,
+    objective: str,
+) -> tuple[dict[str, float], float, bool]:
+    """`tune` under a recall floor: among the grid weights whose mean recall@k reaches `floor[g]` in every group g
+    (growth step), the best mean `objective` over all cases; when none does, the weights that fall least below the
+    floor at their worst group. (weights, mean objective, whether the floor was met)."""
+    if not grid or not any(groups.values()):
+        raise ValueError("tuning needs cases and a non-empty grid")
+    best: tuple[bool, float, float] | None = None
+    chosen: dict[str, float] = dict(grid[0])
+    for weights in grid:
+        scores = {g: [reranked(case, weights, k) for case in cases] for g, cases in groups.items() if cases}
+        worst = min(float(np.mean([m[f"recall@{k}"] for m in rows])) - floor.get(g, 0.0) for g, rows in scores.items())
+        value = float(np.mean([m[objective] for rows in scores.values() for m in rows]))
+        met = worst >= -1e-9
+        key = (met, value if met else worst, value)
+        if best is None or key > best:
+            best, chosen = key, dict(weights)
+    assert best is not None
+    return chosen, best[2], best[0]
+
+
 def normalised(weights: Mapping[str, float]) -> dict[str, float]:
     """Weights scaled to sum to one (same order of docs), rounded for reports and settings."""
     total = sum(weights.values()) or 1.0

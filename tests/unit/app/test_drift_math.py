@@ -182,3 +182,35 @@ def test_chunks_scored_as_documents_count_each_document_once(ranked: list[int], 
     if relevant:
         assert dm.scored(ranked, relevant, flags, k, owner)[f"recall@{k}"] == 1.0  # the top chunk's doc is found
     assert dm.scored(ranked, relevant, flags, k, None) == dm.metrics(ranked, relevant, flags, k)
+
+
+@st.composite
+def groups(draw):  # type: ignore[no-untyped-def]
+    out = {}
+    for g in ("0", "1"):
+        rows = []
+        for _ in range(draw(st.integers(1, 3))):
+            n = draw(st.integers(2, 12))
+            comps = draw(st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3), min_size=n, max_size=n))
+            rel = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
+            rows.append(case(comps, set(rel)))
+        out[g] = rows
+    return out
+
+
+@given(groups(), st.floats(0, 1), st.floats(0, 1))
+@settings(max_examples=60, deadline=None)
+def test_tuning_under_a_recall_floor_keeps_it_when_the_grid_can(groups, f0: float, f1: float) -> None:  # type: ignore[no-untyped-def]
+    grid = dm.weight_grid([0.0, 0.5, 2.0], [0.0, 0.5])
+    floor = {"0": f0, "1": f1}
+    weights, score, met = dm.tune_with_floor(groups, floor, grid, k=3, objective="ndcg@3")
+
+    def recall(w, g):  # type: ignore[no-untyped-def]
+        return float(np.mean([dm.reranked(c, w, 3)["recall@3"] for c in groups[g]]))
+
+    feasible = [w for w in grid if all(recall(w, g) >= floor[g] - 1e-9 for g in groups)]
+    assert met == bool(feasible)
+    if feasible:
+        assert weights in feasible
+        best = max(np.mean([dm.reranked(c, w, 3)["ndcg@3"] for cs in groups.values() for c in cs]) for w in feasible)
+        assert score == pytest.approx(best)
