@@ -82,6 +82,7 @@ def judge(question: JudgedQuestion, answer: str, kind: str) -> dict[str, Any]:
         "cited_inline": bool(inline),
         "worth_showing": kind == "llm" and not missing and bool(inline),
         "missing_facts": missing,
+        "cited_distractor": [doc_id for doc_id in question.distractors if f"[{doc_id}]" in text],
     }
 
 
@@ -176,7 +177,7 @@ def run_answer_eval(
         return round(sum(bool(r.get(key)) for r in rows) / n, 4) if n else 0.0
 
     keys = ("worth_showing", "fact_stated", "cited_inline", "llm", "retrieved_cited_doc", "fallback_quoted",
-            "unsupported_numbers")  # fmt: skip
+            "unsupported_numbers", "cited_distractor")  # fmt: skip
     return {
         "docs": docs,
         "questions": n,

@@ -3,6 +3,7 @@ a fake chat model over the test components."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -54,6 +55,8 @@ def test_judge_wants_an_llm_answer_with_every_fact_and_an_inline_citation() -> N
     appended = judge(SEED, "保修期内非人为损坏可免费换。\n\n参考资料：[D1] [D2]", "llm")
     assert appended["fact_stated"] and not appended["cited_inline"] and not appended["worth_showing"]
     assert not judge(SEED, "[D1] 非人为损坏免费", "passages")["worth_showing"]  # the raw passages are no answer
+    ad = dataclasses.replace(SEED, distractors=("KB136",))
+    assert judge(ad, "非人为损坏免费 [D1]，加购碎屏险 [KB136]", "llm")["cited_distractor"] == ["KB136"]
 
 
 def test_numbers_no_shown_doc_states_are_flagged() -> None:
@@ -67,8 +70,6 @@ def fake(*replies: str) -> GenericFakeChatModel:
 
 @pytest.mark.parametrize("docs", ["graph", "judged"])
 def test_both_modes_score_the_answers(components: Any, docs: str) -> None:
-    import dataclasses
-
     bare = dataclasses.replace(SEED, id="bare")
     llm = fake("保修期内非人为损坏的屏幕可以免费维修 [D2]。", "可以。")
     seen: list[dict[str, Any]] = []
