@@ -19,7 +19,10 @@ def eval_classify(
     data: Annotated[Path, typer.Option(help="dataset dir: train.jsonl, optional dev.jsonl|val.jsonl, test.jsonl")],
     oos_label: Annotated[str | None, typer.Option(help="the out-of-scope label, if the data has one")] = None,
     mode: Annotated[
-        TrainMode, typer.Option(help="fast: frozen encoders + cached embeddings; lora: voter A fine-tuned with LoRA")
+        TrainMode,
+        typer.Option(
+            help="fast: frozen encoders + cached embeddings; full / lora: voter A fine-tuned (all layers / LoRA)"
+        ),
     ] = TrainMode.fast,
     oos_recall: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="OOS threshold: the lowest whose dev OOS recall reaches this")
@@ -127,6 +130,7 @@ def eval_answers(
             raise InputError(f"--docs must be graph or judged, not {docs!r}")
         s = settings()
         questions = load_judged(judged or s.data_dir / "answers.yaml")[:limit]
+
         def progress(row: dict[str, Any]) -> None:  # one line a question on stderr: answers can take minutes
             keys = ("id", "worth_showing", "fact_stated", "cited_inline", "missing_facts")
             typer.echo(json.dumps({key: row[key] for key in keys}, ensure_ascii=False), err=True)

@@ -115,23 +115,11 @@ def _escalation_rate(rows: list[dict[str, Any]]) -> float:
 
 
 def _learned(voters: list[Any], reviewed: list[dict[str, Any]], taxonomy: Taxonomy) -> float | None:
-    """Share of the reviewed queries on which both voters now accept exactly the reviewer's labels: the direct check
-    that confirmed feedback reached the voters (None when nothing was reviewed)."""
-    from app.decision import accepted_labels
+    """retrain's feedback_learned over the queries the demo's reviewer labelled."""
+    from app.retrain import feedback_learned
 
-    cases = [row for row in reviewed if row["reviewed"]]
-    if not cases:
-        return None
-    texts = [row["query"] for row in cases]
-    outputs = [voter.outputs(texts) for voter in voters]
-    hits = sum(
-        all(
-            set(accepted_labels(out[i].probs, out[i].thresholds)) == set(taxonomy.expand(row["reviewed"]))
-            for out in outputs
-        )
-        for i, row in enumerate(cases)
-    )
-    return round(hits / len(cases), 4)
+    cases = [Example(row["query"], tuple(taxonomy.expand(row["reviewed"]))) for row in reviewed if row["reviewed"]]
+    return feedback_learned(voters, cases, taxonomy)
 
 
 def run_loop(settings: Settings, plan: LoopPlan) -> dict[str, Any]:

@@ -3,15 +3,18 @@ promoted only when they are not worse on the held-out test split; old versions a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
-from app.data import DemoData, load_examples
+from app.data import DemoData, Example, load_examples
+from app.decision import accepted_labels
 from app.errors import InputError
 from app.evaluate import evaluate
 from app.feedback import FeedbackStore
 from app.taxonomy import Taxonomy
 from app.training import train_voters, write_report
+from app.voters.base import Voter
 from app.voters.store import current_version, load_pair, promote_pair, promotion_history, recover_switch
 
 VOTERS = ("A", "B")
@@ -23,15 +26,43 @@ def gate_scores(report: dict[str, Any]) -> dict[str, float]:
     return scores | {"auto_precision": float(report["auto_precision"]), "auto_coverage": float(report["auto_coverage"])}
 
 
+def feedback_learned(voters: Sequence[Voter], reviewed: Sequence[Example], taxonomy: Taxonomy) -> float | None:
+    """Share of reviewed queries on which every voter accepts exactly the reviewer's labels: the direct check that
+    confirmed feedback reached the voters (None when nothing was reviewed)."""
+    if not reviewed:
+        return None
+    texts = [ex.text for ex in reviewed]
+    outputs = [voter.outputs(texts) for voter in voters]
+    hits = sum(
+        all(set(taxonomy.expand(accepted_labels(out[i].probs, out[i].thresholds))) == set(ex.labels) for out in outputs)
+        for i, ex in enumerate(reviewed)
+    )
+    return round(hits / len(reviewed), 4)
+
+
+LEARNED = "feedback_learned"
+
+
 def promotion_decision(
-    current: dict[str, float] | None, candidate: dict[str, float], *, tolerance: float = 0.0
+    current: dict[str, float] | None,
+    candidate: dict[str, float],
+    *,
+    tolerance: float = 0.0,
+    min_learned: float = 0.0,
 ) -> tuple[bool, list[str]]:
-    """Promote when no voter's macro-F1 and not the gate's auto precision is worse (beyond tolerance).
-    Coverage is reported, not gated: escalating more is safe, answering wrongly is not."""
-    if current is None:
-        return True, ["no current version: the candidate becomes current"]
+    """Promote when no voter's macro-F1 and not the gate's auto precision is worse (beyond tolerance), and the
+    candidate labels at least `min_learned` of the people-reviewed feedback rows exactly as reviewed (a candidate
+    that did not learn what people confirmed is not promoted). Coverage is reported, not gated: escalating more is
+    safe, answering wrongly is not."""
     ok, lines = True, []
-    for key in sorted(candidate):
+    learned = candidate.get(LEARNED)
+    if learned is not None:
+        short = learned < min_learned
+        ok &= not short
+        lines.append(f"{LEARNED}: {learned:.4f} (needs ≥ {min_learned:.2f}) {'too few' if short else 'ok'}")
+    if current is None:
+        return ok, [*lines, "no current version: the candidate becomes current" if ok else "no current version"]
+    for key in sorted(k for k in candidate if k != LEARNED):
         before, after = current.get(key, 0.0), candidate[key]
         gated = key != "auto_coverage"
         worse = gated and after < before - tolerance
@@ -46,7 +77,9 @@ def retrain(settings: Settings) -> dict[str, Any]:
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
     test = load_examples(data.split("test"), taxonomy)
-    feedback = FeedbackStore(settings.feedback_db_url).training_examples(taxonomy)
+    store = FeedbackStore(settings.feedback_db_url)
+    feedback = store.training_examples(taxonomy)
+    reviewed = store.training_examples(taxonomy, sources=("human",))
     before_version = current_version(settings.voters_dir, "A")
     current = None
     if before_version is not None:
@@ -54,7 +87,17 @@ def retrain(settings: Settings) -> dict[str, Any]:
         current = gate_scores(evaluate(a, b, test, taxonomy, settings.vote))
     report = train_voters(settings, extra=feedback, promote=False)
     candidate = gate_scores(report["test"])
-    promoted, comparison = promotion_decision(current, candidate, tolerance=settings.train.promotion_tolerance)
+    if reviewed:
+        voters = load_pair(
+            settings.voters_dir, version=report["version"], threads=settings.threads, runtime=settings.voter_a_runtime
+        )
+        candidate[LEARNED] = feedback_learned(voters, reviewed, taxonomy) or 0.0
+    promoted, comparison = promotion_decision(
+        current,
+        candidate,
+        tolerance=settings.train.promotion_tolerance,
+        min_learned=settings.train.min_feedback_learned,
+    )
     if promoted:  # until here nothing that serves changed: the new version sat beside the current one
         note = f"retrain with {len(feedback)} feedback rows"
         promote_pair(settings.voters_dir, report["version"], note=note, names=VOTERS)

@@ -9,6 +9,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from app.voters.export import export_int8
 from app.voters.heads import MLPHead
 from app.voters.onnx import INT8_FILE, ort_logits_fn
 from app.voters.store import (
+    KIND_FULL,
     KIND_HEAD,
     KIND_LORA,
+    full_writer,
     head_logits_fn,
     head_writer,
     lora_writer,
@@ -71,23 +74,37 @@ def doc_rows(docs: Iterable[Doc], *, chunk_chars: int, limit: int, seed: int) ->
     return kept
 
 
-def merge_examples(base: Sequence[Example], extra: Sequence[Example], *, repeat: int = 1) -> list[Example]:
-    """Training rows plus confirmed feedback (each `repeat` times); a feedback row replaces a training row with the
-    same text."""
+MAX_FEEDBACK_REPEAT = 10  # one lone review of a new label must not outweigh a whole label's training rows
+
+
+def merge_examples(
+    base: Sequence[Example], extra: Sequence[Example], *, repeat: int = 1, min_label_rows: int = 0
+) -> list[Example]:
+    """Training rows plus confirmed feedback: each feedback row `repeat` times, and more (at most
+    MAX_FEEDBACK_REPEAT) while one of its labels would still have fewer than `min_label_rows` rows — a label people
+    just added has nothing but its reviews. A feedback row replaces a training row with the same text."""
     override = {ex.text: ex for ex in extra}
-    return [ex for ex in base if ex.text not in override] + list(override.values()) * repeat
+    kept = [ex for ex in base if ex.text not in override]
+    have = Counter(label for ex in kept for label in ex.labels)
+    given = Counter(label for ex in override.values() for label in ex.labels)
+    rows = list(kept)
+    for ex in override.values():
+        wanted = [-(-(min_label_rows - have[label]) // given[label]) for label in ex.labels]
+        rows += [ex] * min(MAX_FEEDBACK_REPEAT, max([repeat, *wanted]))
+    return rows
 
 
-def lora_voter(
+def tuned_voter(
     settings: Settings, train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, version: str
 ) -> tuple[Voter, Any, Any, float]:
-    """Voter A fine-tuned with LoRA (uncalibrated), its tokenizer and model, and the training seconds."""
+    """Voter A fine-tuned in the settings' mode, full or LoRA (uncalibrated), its tokenizer and model, and the training
+    seconds."""
     cfg, started = settings.train, time.perf_counter()
     tokenizer, model = train_voter_a(
         train, dev, taxonomy, encoder_spec=settings.encoder_a_id, prefix=settings.query_prefix, cfg=cfg
     )
     meta = {
-        "kind": KIND_LORA,
+        "kind": KIND_FULL if cfg.mode is TrainMode.full else KIND_LORA,
         "encoder": settings.encoder_a_id,
         "prefix": settings.query_prefix,
         "max_length": cfg.max_length,
@@ -142,11 +159,11 @@ def calibrate_on_dev(voter: Voter, dev: Sequence[Example], settings: Settings) -
 FittedA = tuple[Voter, Voter, Callable[[Path], None], dict[str, Voter], float]
 
 
-def fit_lora_a(
+def fit_tuned_a(
     settings: Settings, train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, version: str
 ) -> FittedA:
     """LoRA voter A, exported to int8 ONNX and calibrated for each runtime."""
-    voter_a, tokenizer, model, seconds = lora_voter(settings, train, dev, taxonomy, version)
+    voter_a, tokenizer, model, seconds = tuned_voter(settings, train, dev, taxonomy, version)
     scratch = Path(tempfile.mkdtemp(prefix="labelgate-onnx-"))
     int8_file = export_int8(model, tokenizer, scratch / INT8_FILE)
     voter_a_int8 = dataclasses.replace(
@@ -162,7 +179,7 @@ def fit_lora_a(
     }
 
     def write(path: Path) -> None:
-        lora_writer(model)(path)
+        (full_writer if settings.train.mode is TrainMode.full else lora_writer)(model)(path)
         shutil.move(str(int8_file), str(path / INT8_FILE))
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -208,12 +225,17 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
     cfg = settings.train
     kb = iter_docs(data.docs, taxonomy) if data.docs.is_file() and cfg.doc_rows else iter([])
     docs = doc_rows(kb, chunk_chars=settings.chunk_chars, limit=cfg.doc_rows, seed=cfg.seed)
-    train = merge_examples([*train, *docs], extra, repeat=cfg.feedback_repeat)
+    train = merge_examples(
+        [*train, *docs], extra, repeat=cfg.feedback_repeat, min_label_rows=cfg.feedback_min_label_rows
+    )
+    # the epoch kept and the thresholds are chosen on dev plus the confirmed feedback: a label people just added has
+    # no dev rows, and a version that did not learn what they confirmed is no version to keep
+    select = [*dev, *{ex.text: ex for ex in extra}.values()]
     version = new_version()
-    fit_a = fit_fast_a if settings.train.mode is TrainMode.fast else fit_lora_a
-    voter_a, serving_a, write_a, by_runtime, seconds_a = fit_a(settings, train, dev, taxonomy, version)
-    voter_b, head, seconds_b = head_voter("B", settings, encoder_b(settings), train, dev, taxonomy, version)
-    calibrate_on_dev(voter_b, dev, settings)
+    fit_a = fit_fast_a if settings.train.mode is TrainMode.fast else fit_tuned_a
+    voter_a, serving_a, write_a, by_runtime, seconds_a = fit_a(settings, train, select, taxonomy, version)
+    voter_b, head, seconds_b = head_voter("B", settings, encoder_b(settings), train, select, taxonomy, version)
+    calibrate_on_dev(voter_b, select, settings)
     report = {
         "version": version,
         "mode": settings.train.mode.value,

@@ -71,7 +71,7 @@ def _tiny_home(settings: Settings, workdir: Path) -> SoakHome:
             "embedder": str(encoder),
             "chroma_url": None,
             "collection": "soak-kb",
-            "train": TrainSettings(epochs_a=1, epochs_b=5, doc_rows=200),
+            "train": TrainSettings(epochs_a=1, epochs_full=1, epochs_b=5, doc_rows=200),
         }
     )
     train_voters(tiny)

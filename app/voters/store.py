@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # torch loads only for training and the torch runtime: an int
 log = logging.getLogger(__name__)
 
 KIND_LORA = "lora-pooled"
+KIND_FULL = "full-pooled"  # every encoder layer fine-tuned (train.mode=full); the token embeddings as built
+FINE_TUNED = (KIND_LORA, KIND_FULL)
 KIND_HEAD = "frozen-head"
 
 
@@ -152,6 +154,19 @@ def lora_writer(model: PooledClassifier) -> Callable[[Path], None]:
     return write
 
 
+def full_writer(model: PooledClassifier) -> Callable[[Path], None]:
+    """The fine-tuned encoder layers (not the frozen token-embedding table: 96 of e5-small's 118 M weights) + head."""
+    from safetensors.torch import save_file
+
+    def write(path: Path) -> None:
+        frozen = {name for name, p in model.encoder.named_parameters() if not p.requires_grad}
+        layers = {k: v.contiguous() for k, v in model.encoder.state_dict().items() if k not in frozen}
+        save_file(layers, str(path / "encoder.safetensors"))
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(path / "head.safetensors"))
+
+    return write
+
+
 def head_writer(head: MLPHead) -> Callable[[Path], None]:
     from safetensors.torch import save_file
 
@@ -229,7 +244,7 @@ def load_voter(
     temperature, thresholds = float(meta["temperature"]), dict(meta["thresholds"])
     try:
         head_state = load_file(str(path / "head.safetensors"))
-        if meta["kind"] == KIND_LORA:
+        if meta["kind"] in FINE_TUNED:
             check_model_path(meta["encoder"])
             prefix, max_length = meta.get("prefix", ""), int(meta.get("max_length", 64))
             exported = meta.get("runtimes", {}).get(runtime) if runtime != "torch" else None
@@ -310,9 +325,19 @@ def _merged_classifier(meta: dict[str, Any], path: Path, head_state: Mapping[str
     from app.voters.heads import PooledClassifier
 
     base = AutoModel.from_pretrained(meta["encoder"])
-    with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
+    if meta["kind"] == KIND_FULL:
+        from safetensors.torch import load_file
+
+        table = base.get_input_embeddings().weight
+        kept = {name for name, p in base.named_parameters() if p is table}  # the table was never trained
+        missing = set(base.load_state_dict(load_file(str(path / "encoder.safetensors")), strict=False).missing_keys)
+        if missing - kept:
+            raise KeyError(f"encoder.safetensors lacks {sorted(missing - kept)[:3]}")
+        merged = base
+    else:
+        with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            merged = PeftModel.from_pretrained(base, str(path / "adapter")).merge_and_unload()
     model = PooledClassifier(merged, base.config.hidden_size, len(meta["labels"]))
     model.head.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in head_state.items()})
     model.eval()

@@ -29,7 +29,7 @@ from transformers import (
 )
 from transformers.optimization import get_linear_schedule_with_warmup
 
-from app.config import TrainSettings
+from app.config import TrainMode, TrainSettings
 from app.data import Example
 from app.taxonomy import Taxonomy
 from app.voters.augment import augment_rare
@@ -90,6 +90,11 @@ def build_voter_a_model(encoder_spec: str, num_labels: int, cfg: TrainSettings) 
     check_model_path(encoder_spec)
     tokenizer = AutoTokenizer.from_pretrained(encoder_spec)
     base = AutoModel.from_pretrained(encoder_spec)
+    if (
+        cfg.mode is TrainMode.full
+    ):  # every layer learns; the 250k-token embedding table stays as it is (most of the weights)
+        base.get_input_embeddings().weight.requires_grad_(False)
+        return tokenizer, PooledClassifier(base, base.config.hidden_size, num_labels)
     lora = LoraConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
         r=cfg.lora_r,
@@ -147,10 +152,11 @@ class BestEpoch(TrainerCallback):
 
 
 def budget_epochs(rows: int, cfg: TrainSettings) -> int:
-    """`epochs_a`, or fewer whole epochs when they would exceed `max_steps_a` steps (retrain time stays bounded as
-    feedback grows: 5k rows → 2 epochs, ~3.5 min on 2 cores)."""
+    """`epochs_full` or `epochs_a` (LoRA), or fewer whole epochs when they would exceed `max_steps_a` steps
+    (retrain time stays bounded as feedback grows: 5k rows → 2 epochs, ~3.5 min on 2 cores)."""
     per_epoch = -(-rows // cfg.batch_size)
-    return max(1, min(cfg.epochs_a, round(cfg.max_steps_a / max(per_epoch, 1))))
+    epochs = cfg.epochs_full if cfg.mode is TrainMode.full else cfg.epochs_a
+    return max(1, min(epochs, round(cfg.max_steps_a / max(per_epoch, 1))))
 
 
 def train_voter_a(
@@ -162,7 +168,7 @@ def train_voter_a(
     prefix: str,
     cfg: TrainSettings,
 ) -> tuple[Any, PooledClassifier]:
-    """LoRA fine-tuning with the class-weighted loss, keeping the epoch with the best dev loss."""
+    """Full or LoRA fine-tuning with the class-weighted loss, keeping the epoch with the best dev loss."""
     torch.manual_seed(cfg.seed)
     labels = taxonomy.ids
     tokenizer, model = build_voter_a_model(encoder_spec, len(labels), cfg)
@@ -173,9 +179,10 @@ def train_voter_a(
         enc = tokenizer(prefix + ex.text, truncation=True, max_length=cfg.max_length)
         rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": target.tolist()})
     head_params = list(model.head.parameters())
-    lora_params = [p for n, p in model.encoder.named_parameters() if p.requires_grad]
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    encoder_lr = cfg.lr_full if cfg.mode is TrainMode.full else cfg.lr_lora
     optimizer = torch.optim.AdamW(
-        [{"params": lora_params, "lr": cfg.lr_lora}, {"params": head_params, "lr": cfg.lr_head}], weight_decay=0.01
+        [{"params": encoder_params, "lr": encoder_lr}, {"params": head_params, "lr": cfg.lr_head}], weight_decay=0.01
     )
     weights = torch.tensor([taxonomy[x].weight for x in labels])
     dev_y = torch.tensor(targets(dev, labels))

@@ -38,6 +38,7 @@ def env(tmp_path: Path, tiny_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch)
         "ENCODER_B": tiny_encoder_dir,
         "EMBEDDER": tiny_encoder_dir,
         "TRAIN__EPOCHS_A": 1,
+        "TRAIN__EPOCHS_FULL": 1,
         "TRAIN__EPOCHS_B": 5,
         "COLLECTION": "cli-test",
         "LLM_LOCAL": "false",  # unit tests never start the local LLM
@@ -99,10 +100,12 @@ def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch)
     ):
         assert key in demo
     assert len(demo["samples"]) == 2
+    monkeypatch.setenv("LABELGATE_TRAIN__FEEDBACK_MIN_LABEL_ROWS", "0")  # the reviewed row counts `repeat` times
     code, out = run("retrain", "--json")
     assert code == 0, out
     retrained = json.loads(out)
-    assert retrained["feedback_rows"] == 1 and len(retrained["comparison"]) == 4
+    assert retrained["feedback_rows"] == 1 and len(retrained["comparison"]) == 5
+    assert retrained["comparison"][0].startswith("feedback_learned")
     train_texts = {t for texts in ROWS.values() for t in texts}
     repeat = TrainSettings().feedback_repeat  # feedback replaces the training row with its text, counted `repeat` times
     docs = len(SEED_DOCS)  # the labelled KB docs (one chunk each) are training rows too; the unlabelled U1 is not
@@ -189,3 +192,37 @@ def test_fast_training_mode_serves_a_head_on_the_int8_encoder(env: Path, monkeyp
     Path(meta["onnx"]).unlink()
     code, out = run("ask", "屏幕裂了", "--json")
     assert code == 2 and "labelgate models build" in out
+
+
+def test_full_tuning_saves_the_trained_layers_and_serves_them_on_both_runtimes(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from app.config import load_settings
+    from app.data import DemoData, load_examples
+    from app.errors import ModelNotBuiltError
+    from app.taxonomy import Taxonomy
+    from app.voters.store import load_voter
+
+    monkeypatch.setenv("LABELGATE_TRAIN__MODE", "full")
+    code, out = run("train", "--json")
+    assert code == 0, out
+    settings = load_settings()
+    voter_a = settings.voters_dir / "A"
+    version = (voter_a / "CURRENT").read_text().strip()
+    meta = json.loads((voter_a / version / "meta.json").read_text("utf-8"))
+    assert meta["kind"] == "full-pooled" and (voter_a / version / "encoder.safetensors").is_file()
+    assert not (voter_a / version / "adapter").exists()
+    texts = [
+        ex.text
+        for ex in load_examples(
+            DemoData(settings.data_dir).split("test"), Taxonomy.load(DemoData(settings.data_dir).taxonomy)
+        )
+    ]
+    torch_probs = load_voter(settings.voters_dir, "A", runtime="torch").probs(texts)
+    int8_probs = load_voter(settings.voters_dir, "A", runtime="onnx-int8").probs(texts)
+    assert torch_probs.shape == int8_probs.shape and np.abs(torch_probs - int8_probs).max() < 0.1
+    (voter_a / version / "encoder.safetensors").unlink()
+    with pytest.raises(ModelNotBuiltError, match="labelgate train"):
+        load_voter(settings.voters_dir, "A", runtime="torch")

@@ -1,4 +1,4 @@
-"""`labelgate eval classify` end to end on a small dataset with tiny random-init encoders (both modes)."""
+"""`labelgate eval classify` end to end on a small dataset with tiny random-init encoders (every mode)."""
 
 from __future__ import annotations
 
@@ -36,13 +36,13 @@ def dataset(root: Path, n: int = 12) -> Path:
     return root
 
 
-@pytest.mark.parametrize("mode", ["fast", "lora"])
+@pytest.mark.parametrize("mode", ["fast", "lora", "full"])
 def test_eval_classify_reports_every_key_for_gate_and_voters(settings, tiny_encoder_dir, tmp_path, mode) -> None:  # type: ignore[no-untyped-def]
     local = settings.model_copy(
         update={
             "encoder_a": str(tiny_encoder_dir),
             "encoder_b": str(tiny_encoder_dir),
-            "train": settings.train.model_copy(update={"epochs_a": 1, "epochs_b": 10}),
+            "train": settings.train.model_copy(update={"epochs_a": 1, "epochs_full": 1, "epochs_b": 10}),
         }
     )
     result = run_classify_eval(local, dataset(tmp_path / "ds"), mode=mode, oos_label="oos")
@@ -52,7 +52,7 @@ def test_eval_classify_reports_every_key_for_gate_and_voters(settings, tiny_enco
             assert 0.0 <= where[key] <= 1.0, key
         assert where["train_seconds"] >= 0
         assert len(where["risk_coverage"]) == 20 and where["reliability"]
-    assert result["voters"]["A"]["kind"] == ("lora-pooled" if mode == "lora" else "frozen-head")
+    assert result["voters"]["A"]["kind"] == {"lora": "lora-pooled", "full": "full-pooled", "fast": "frozen-head"}[mode]
     assert result["worst_labels"] and 0 <= result["selective"]["coverage"] <= 1
     page = classify_html(result)
     assert page.count("<svg") == 4 and "Risk–coverage" in page and "worst labels" in page.lower()
@@ -67,7 +67,7 @@ def test_cli_writes_json_and_report_and_names_the_bad_line(tmp_path: Path) -> No
     (bad / "extra.jsonl").write_text("", encoding="utf-8")
     result = CliRunner().invoke(app, ["eval", "classify", "--data", str(bad)])
     assert result.exit_code == 2 and "unknown split files ['extra.jsonl']" in result.output
-    result = CliRunner().invoke(app, ["eval", "classify", "--data", str(tmp_path / "ds"), "--mode", "full"])
+    result = CliRunner().invoke(app, ["eval", "classify", "--data", str(tmp_path / "ds"), "--mode", "half"])
     assert result.exit_code == 2 and "--mode" in result.output
 
 
@@ -88,4 +88,4 @@ def test_a_labelgate_data_dir_is_used_as_it_is(settings, tiny_encoder_dir) -> No
     with pytest.raises(DataError, match="not a label"):
         run_classify_eval(local, settings.data_dir, oos_label="nope")
     with pytest.raises(ConfigError, match="mode must be one of"):
-        run_classify_eval(local, settings.data_dir, mode="full")
+        run_classify_eval(local, settings.data_dir, mode="half")

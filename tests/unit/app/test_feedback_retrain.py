@@ -120,6 +120,39 @@ def test_promotion_of_equal_scores_and_of_a_first_version(scores) -> None:  # ty
     assert promotion_decision(scores, worse, tolerance=0.02)[0]
 
 
+@given(scores_st, st.floats(0, 1), st.floats(0, 1))
+def test_a_candidate_that_did_not_learn_the_reviews_is_not_promoted(scores, learned, needed) -> None:  # type: ignore[no-untyped-def]
+    candidate = scores | {"feedback_learned": learned}
+    for current in (None, dict(scores)):
+        promoted, lines = promotion_decision(current, candidate, min_learned=needed)
+        assert promoted == (learned >= needed)
+        assert lines[0].startswith("feedback_learned")
+
+
+def test_feedback_learned_counts_rows_every_voter_accepts_exactly(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from app.data import Example
+    from app.retrain import feedback_learned
+    from app.voters.base import Voter
+
+    ids = taxonomy.ids
+    screen = np.array([[8.0 if x in ("售后", "屏幕") else -8.0 for x in ids]])
+    battery = np.array([[8.0 if x in ("售后", "电池") else -8.0 for x in ids]])
+
+    def voter(name: str, logits: dict[str, np.ndarray]) -> Voter:
+        return Voter(
+            name, "v", ids, lambda texts: np.vstack([logits[t] for t in texts]), thresholds=dict.fromkeys(ids, 0.5)
+        )
+
+    rows = [Example("屏幕碎了", ("售后", "屏幕")), Example("电池鼓包", ("售后", "电池"))]
+    knows_both = voter("A", {"屏幕碎了": screen, "电池鼓包": battery})
+    confuses = voter("B", {"屏幕碎了": screen, "电池鼓包": screen})
+    assert feedback_learned([knows_both, knows_both], rows, taxonomy) == 1.0
+    assert feedback_learned([knows_both, confuses], rows, taxonomy) == 0.5
+    assert feedback_learned([knows_both], [], taxonomy) is None
+
+
 def test_rollback_walks_back_promotions(settings) -> None:  # type: ignore[no-untyped-def]
     voters = settings.voters_dir
     for version in ("v1", "v2", "v3"):
@@ -176,3 +209,28 @@ def test_labelled_kb_docs_become_chunked_training_rows_up_to_the_limit(taxonomy)
     sample = doc_rows(docs, chunk_chars=12, limit=2, seed=0)
     assert len(sample) == 2 and set(sample) <= set(rows) and sample == doc_rows(docs, chunk_chars=12, limit=2, seed=0)
     assert doc_rows(docs, chunk_chars=12, limit=0, seed=0) == []
+
+
+@given(
+    st.lists(st.sampled_from(["屏幕", "电池", "数据迁移"]), min_size=0, max_size=30),
+    st.lists(st.sampled_from(["屏幕", "电池", "数据迁移"]), min_size=1, max_size=8),
+    st.integers(1, 5),
+    st.integers(0, 60),
+)
+def test_feedback_rows_repeat_until_their_label_is_learnable(base_labels, fb_labels, repeat, min_rows) -> None:  # type: ignore[no-untyped-def]
+    from collections import Counter
+
+    from app.data import Example
+    from app.training import MAX_FEEDBACK_REPEAT, merge_examples
+
+    base = [Example(f"b{i}", (label,)) for i, label in enumerate(base_labels)]
+    extra = [Example(f"f{i}", (label,)) for i, label in enumerate(fb_labels)]
+    rows = merge_examples(base, extra, repeat=repeat, min_label_rows=min_rows)
+    copies = Counter(ex.text for ex in rows)
+    assert all(copies[ex.text] == 1 for ex in base)
+    assert all(repeat <= copies[ex.text] <= max(repeat, MAX_FEEDBACK_REPEAT) for ex in extra)
+    per_label = Counter(label for ex in rows for label in ex.labels)
+    for label in set(fb_labels):  # enough rows now, unless the repeat cap stopped it
+        capped = all(copies[ex.text] == MAX_FEEDBACK_REPEAT for ex in extra if ex.labels == (label,))
+        assert per_label[label] >= min_rows or capped
+    assert merge_examples(base, extra, repeat=repeat) == merge_examples(base, extra, repeat=repeat, min_label_rows=0)

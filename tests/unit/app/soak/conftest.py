@@ -42,7 +42,7 @@ def soak_source(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path
         embedder=str(tiny_encoder_dir),
         collection="soak-test",
         llm_local=False,
-        train=TrainSettings(epochs_a=1, epochs_b=5),
+        train=TrainSettings(epochs_a=1, epochs_full=1, epochs_b=5),
     )
     train_voters(settings)
     index_knowledge_base(settings)
