@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TypeVar
 
+from app.ranking import label_match
+from app.taxonomy import Taxonomy
+
 T = TypeVar("T")
 
 
@@ -64,3 +67,13 @@ def doc_confidence(label_source: str, confidence: float | None) -> float:
     if label_source == "given":
         return 1.0
     return clip01(confidence) if confidence is not None else 0.0
+
+
+def tree_match(doc_labels: Sequence[str], query_probs: Mapping[str, float], taxonomy: Taxonomy) -> float:
+    """Label match over the taxonomy's two levels, each counting half: the query's highest probability among the doc's
+    fine labels, and among its coarse labels. A doc of the query's category but another topic matches half: only a
+    doc of another category, confidently labelled, is pushed down all the way."""
+    known = [label for label in doc_labels if label in taxonomy]
+    leaf = label_match(known, query_probs, taxonomy)
+    coarse = max((float(query_probs.get(taxonomy.coarse_of(x), 0.0)) for x in known), default=0.0)
+    return (leaf + coarse) / 2

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.config import RerankWeights
 from app.ranking import fuse, keyword_overlap, label_match, minmax
-from app.softgate import doc_confidence, label_term, query_trust
+from app.softgate import doc_confidence, label_term, query_trust, tree_match
 from app.taxonomy import Taxonomy
 from app.textutil import terms
 from graph.state import State, add_reasons
@@ -44,7 +44,7 @@ class Rerank:
         semantic = minmax([doc["scores"]["semantic"] for doc in docs])
         ranked: list[dict[str, Any]] = []
         for doc, sem in zip(docs, semantic, strict=True):
-            match = label_match(doc["labels"], probs, self.taxonomy)
+            match = (tree_match if self.soft else label_match)(doc["labels"], probs, self.taxonomy)
             sure = doc_confidence(doc.get("label_source", "given"), doc.get("label_confidence")) if self.soft else 1.0
             lab = label_term(match, trust, sure)
             kw = keyword_overlap(query_terms, terms(doc["title"] + " " + doc["text"]))

@@ -24,7 +24,7 @@ from app.eval import drift_math as dm
 from app.eval.drift_labels import Labelled, label_everything
 from app.eval.retrieval import RetrievalData, load_retrieval
 from app.ranking import filter_plan, keyword_overlap, label_match
-from app.softgate import admit, label_term, query_trust
+from app.softgate import admit, label_term, query_trust, tree_match
 from app.textutil import terms
 from nodes.rerank import query_label_probs
 
@@ -205,7 +205,8 @@ class DriftRun:
         if self.opt.soft:  # a filter is a prior: the best unfiltered docs compete too, the label term decides
             found, _ = admit(found, dm.top(q.scores, kb, self.opt.fetch_k).tolist(), key=lambda doc: doc)
         cands = np.array(found, dtype=np.int64)
-        match = [label_match(self.lab.doc_labels[d], seen.probs, self.tax) for d in found]
+        matching = tree_match if self.opt.soft else label_match
+        match = [matching(self.lab.doc_labels[d], seen.probs, self.tax) for d in found]
         components = np.column_stack(
             [
                 dm.minmax_array(q.scores[cands]),

@@ -62,9 +62,10 @@ def test_zero_trust_ranks_exactly_as_dense(case, k: int) -> None:  # type: ignor
     ranked = rank(scores, kb, filtered, match, 0.0, conf, k, fetch_k=k)
     dense = dm.top(scores, kb, k).tolist()
     assert sorted(ranked[:k], key=lambda d: (-scores[d], d)) == dense
-    assert dm.metrics(ranked, relevant, [True] * len(ranked), k)[f"recall@{k}"] == dm.metrics(
-        dense, relevant, [True] * len(dense), k
-    )[f"recall@{k}"]
+    assert (
+        dm.metrics(ranked, relevant, [True] * len(ranked), k)[f"recall@{k}"]
+        == dm.metrics(dense, relevant, [True] * len(dense), k)[f"recall@{k}"]
+    )
 
 
 @given(cases(), unit, st.integers(1, 10))
@@ -90,3 +91,13 @@ def test_trust_of_people_and_machines() -> None:
     assert query_trust("voters", 0.8) == 0.8
     assert doc_confidence("given", None) == 1.0 and doc_confidence("voters", None) == 0.0
     assert doc_confidence("voters", 0.7) == 0.7 and doc_confidence("voters", 1.5) == 1.0
+
+
+def test_tree_match_counts_each_level_half(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    from app.softgate import tree_match
+
+    probs = {"售后": 1.0, "屏幕": 1.0}
+    assert tree_match(["售后", "屏幕"], probs, taxonomy) == 1.0
+    assert tree_match(["售后", "电池"], probs, taxonomy) == 0.5  # the query's category, another topic
+    assert tree_match(["销售", "活动优惠"], probs, taxonomy) == 0.0  # another category
+    assert tree_match([], probs, taxonomy) == 0.0 and tree_match(["nope"], probs, taxonomy) == 0.0
