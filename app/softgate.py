@@ -51,6 +51,14 @@ def admit(filtered: Sequence[T], dense: Sequence[T], key: Callable[[T], Hashable
 CONFIRMED = frozenset({"human", "llm+rules", "llm+voter"})  # a person's labels, or the LLM's confirmed by a 2nd source
 
 
+def admissible(doc_label_source: str) -> bool:
+    """Which unfiltered candidates may join the filtered ones: docs whose labels a machine gave (they may be wrong;
+    the rerank weighs them by their confidence). A doc its author labelled otherwise stays out, so an after-sales
+    query never meets the marketing pages the gate exists to keep away; an unsure query is already searched under
+    its coarse parent (the provisional route) or widened by the filter plan."""
+    return doc_label_source != "given"
+
+
 def query_trust(label_source: str, confidence: float, *, reliability: Mapping[str, float] | None = None) -> float:
     """How far the rerank may trust the query's labels: 1 for confirmed labels (a person's, or the LLM's confirmed by a
     rule or a voter); for the voters' own the labels' confidence scaled by the measured reliability of that source

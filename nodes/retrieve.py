@@ -1,6 +1,7 @@
 """retrieve: Chroma search pre-filtered by the final labels, widening fine → coarse → unfiltered below k hits; with
-soft gating (default) the best unfiltered chunks are admitted too and the rerank's trust-weighted label term decides
-(app/softgate.py: a filter is a prior, not a wall)."""
+soft gating (default) the best unfiltered chunks whose labels a machine gave (index-time voters) are admitted too and
+the rerank's trust-weighted label term decides (app/softgate.py:
+a filter is a prior, not a wall)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from app.kb import Hit, KnowledgeBase, KnowledgeBaseError
 from app.ranking import filter_plan, widen
-from app.softgate import admit
+from app.softgate import admissible, admit
 from app.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
@@ -46,7 +47,8 @@ class Retrieve:
                 "reasons": add_reasons(state, "retrieve_failed:kb_unavailable"),
             }
         merged, last = widen(stage_hits, self.top_k, key=lambda pair: pair[1].id)
-        merged, admitted = admit(merged, [("admitted", hit) for hit in unfiltered], key=lambda pair: pair[1].id)
+        candidates = [("admitted", hit) for hit in unfiltered if admissible(hit.label_source)]
+        merged, admitted = admit(merged, candidates, key=lambda pair: pair[1].id)
         used = stages[min(last, len(stage_hits) - 1)]
         docs = [
             {

@@ -31,6 +31,7 @@ from transformers.optimization import get_linear_schedule_with_warmup
 
 from app.config import TrainMode, TrainSettings
 from app.data import Example
+from app.errors import ConfigError
 from app.taxonomy import Taxonomy
 from app.voters.augment import augment_rare
 from app.voters.encoders import TextEncoder, check_model_path
@@ -90,11 +91,15 @@ def build_voter_a_model(encoder_spec: str, num_labels: int, cfg: TrainSettings) 
     check_model_path(encoder_spec)
     tokenizer = AutoTokenizer.from_pretrained(encoder_spec)
     base = AutoModel.from_pretrained(encoder_spec)
-    if (
-        cfg.mode is TrainMode.full
-    ):  # every layer learns; the 250k-token embedding table stays as it is (most of the weights)
+    if cfg.mode is TrainMode.full:  # every layer learns; the token-embedding table (most weights) stays as built
         base.get_input_embeddings().weight.requires_grad_(False)
         return tokenizer, PooledClassifier(base, base.config.hidden_size, num_labels)
+    names = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
+    if not {"query", "value"} <= names:  # e.g. EmbeddingGemma: q_proj / v_proj
+        raise ConfigError(
+            f"train.mode=lora adapts BERT-style 'query'/'value' layers, which {encoder_spec} does not have: "
+            "set LABELGATE_TRAIN__MODE=fast (a head on the frozen encoder) or full"
+        )
     lora = LoraConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
         r=cfg.lora_r,

@@ -166,3 +166,16 @@ def test_loop_counts_reviewed_queries_both_voters_now_label_as_reviewed() -> Non
     assert _learned([voter("A", {"q1", "q2"}), voter("B", {"q1"})], reviewed, taxonomy) == 0.5
     assert _learned([voter("A", set()), voter("B", set())], reviewed, taxonomy) == 0.0
     assert _learned([voter("A", set())], [{"query": "x", "reviewed": None}], taxonomy) is None
+
+
+def test_lora_on_an_encoder_without_query_value_layers_is_a_clear_error(tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2Model
+
+    from app.errors import ConfigError
+    from app.voters.train import build_voter_a_model
+
+    folder = build_tiny_encoder(tmp_path / "enc")
+    GPT2Model(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=50)).save_pretrained(str(folder))
+    (folder / "config.json").write_text(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=50).to_json_string())
+    with pytest.raises(ConfigError, match="LABELGATE_TRAIN__MODE=fast"):
+        build_voter_a_model(str(folder), 3, TrainSettings(mode="lora"))

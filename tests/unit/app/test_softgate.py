@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.eval import drift_math as dm
-from app.softgate import admit, doc_confidence, label_term, query_trust
+from app.softgate import admissible, admit, doc_confidence, label_term, query_trust
 
 unit = st.floats(0.0, 1.0, allow_nan=False)
 ids = st.lists(st.integers(0, 40), unique=True, max_size=25)
@@ -38,7 +38,7 @@ def test_admitting_never_drops_a_candidate_and_keeps_the_filtered_order(filtered
 @st.composite
 def cases(draw):  # type: ignore[no-untyped-def]
     n = draw(st.integers(12, 40))
-    scores = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n)))
+    scores = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n, unique=True)))  # ties: no dense order
     kb = np.arange(n)
     filtered = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n))
     relevant = frozenset(draw(st.lists(st.integers(0, n - 1), unique=True, min_size=1, max_size=5)))
@@ -71,7 +71,7 @@ def test_zero_trust_ranks_exactly_as_dense(case, k: int) -> None:  # type: ignor
 @given(cases(), unit, st.integers(1, 10))
 def test_admitted_candidates_never_lower_recall_against_the_filtered_set(case, trust: float, k: int) -> None:  # type: ignore[no-untyped-def]
     """The union holds every filtered candidate, so recall over the candidates (before the top-k cut) only grows."""
-    scores, kb, filtered, relevant, match, conf = case
+    scores, kb, filtered, relevant, _match, _conf = case
     merged, _ = admit(filtered, dm.top(scores, kb, k).tolist(), key=lambda x: x)
     assert len(relevant & set(merged)) >= len(relevant & set(filtered))
 
@@ -79,7 +79,7 @@ def test_admitted_candidates_never_lower_recall_against_the_filtered_set(case, t
 @given(cases(), unit, st.integers(1, 10))
 def test_a_dense_top_doc_leaves_the_top_k_only_for_confident_mismatch(case, trust: float, k: int) -> None:  # type: ignore[no-untyped-def]
     """Docs whose labels match (or whose labels nobody trusts) keep dense's top k places against the rest."""
-    scores, kb, filtered, relevant, match, conf = case
+    scores, kb, filtered, _relevant, match, conf = case
     safe = conf * 0.0  # no doc label is trusted: every dense top-k doc stays
     ranked = rank(scores, kb, filtered, match, trust, safe, k, fetch_k=k)
     assert set(ranked[:k]) == set(dm.top(scores, kb, k).tolist())
@@ -101,3 +101,7 @@ def test_tree_match_counts_each_level_half(taxonomy) -> None:  # type: ignore[no
     assert tree_match(["售后", "电池"], probs, taxonomy) == 0.5  # the query's category, another topic
     assert tree_match(["销售", "活动优惠"], probs, taxonomy) == 0.0  # another category
     assert tree_match([], probs, taxonomy) == 0.0 and tree_match(["nope"], probs, taxonomy) == 0.0
+
+
+def test_only_machine_labelled_docs_join_past_the_filter() -> None:
+    assert admissible("voters") and not admissible("given")
