@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import DataError
-from app.fileio import iter_jsonl, read_yaml
+from app.fileio import iter_jsonl, yaml_entries
 from app.taxonomy import Taxonomy
 
 
@@ -99,14 +99,8 @@ def count_docs(path: Path, taxonomy: Taxonomy) -> tuple[int, int]:
 
 def load_samples(path: Path) -> list[dict[str, str]]:
     """data/samples.yaml: {samples: [{text, note}]}."""
-    doc = read_yaml(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("samples"), list):
-        raise DataError(f"{path}: expected a mapping with a 'samples' list")
     samples = []
-    for entry in doc["samples"]:
-        where = f"{path}:{entry.get('__line__', '?') if isinstance(entry, dict) else '?'}"
-        if not isinstance(entry, dict):
-            raise DataError(f"{where}: each sample must be a mapping with 'text'")
+    for where, entry in yaml_entries(path, "samples", what="a mapping with 'text'"):
         samples.append({"text": _text(entry, "text", where), "note": str(entry.get("note", ""))})
     return samples
 

@@ -37,6 +37,19 @@ def read_yaml(path: Path) -> Any:
         raise DataError(f"{path}: invalid YAML: {exc}") from exc
 
 
+def yaml_entries(path: Path, key: str, *, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, entry) for each mapping in the YAML file's top-level `key` list, `where` being `path:line`; a missing or
+    empty list, or an entry that is not a mapping, raises DataError naming `what` an entry must be."""
+    doc = read_yaml(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or not doc[key]:
+        raise DataError(f"{path}: expected a mapping with a non-empty '{key}' list")
+    for entry in doc[key]:
+        where = f"{path}:{entry.get('__line__', '?') if isinstance(entry, dict) else '?'}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: each entry must be {what}")
+        yield where, entry
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; bad JSON or non-objects raise DataError."""
     if not path.is_file():

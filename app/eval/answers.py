@@ -21,7 +21,7 @@ from app.components import Components
 from app.data import DemoData, load_docs
 from app.errors import DataError
 from app.eval.latency import percentiles
-from app.fileio import read_yaml
+from app.fileio import yaml_entries
 from app.lc.gate import Gate
 from graph.state import DocRecord
 from nodes.answer import SOURCES_PREFIX, Answer
@@ -40,14 +40,8 @@ class JudgedQuestion:
 
 
 def load_judged(path: Path) -> list[JudgedQuestion]:
-    doc = read_yaml(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("questions"), list) or not doc["questions"]:
-        raise DataError(f"{path}: expected a mapping with a non-empty 'questions' list")
     out = []
-    for entry in doc["questions"]:
-        where = f"{path}:{entry.get('__line__', '?') if isinstance(entry, dict) else '?'}"
-        if not isinstance(entry, dict):
-            raise DataError(f"{where}: each question must be a mapping")
+    for where, entry in yaml_entries(path, "questions", what="a mapping (a question)"):
         lists = {key: entry.get(key, []) for key in ("cite", "facts", "distractors")}
         if not all(isinstance(v, list) and all(isinstance(x, str) and x for x in v) for v in lists.values()):
             raise DataError(f"{where}: cite, facts and distractors must be lists of non-empty strings")

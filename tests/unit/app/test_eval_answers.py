@@ -38,6 +38,7 @@ def test_the_committed_set_is_judgeable() -> None:
     ("text", "why"),
     [
         ("questions: []\n", "non-empty 'questions'"),
+        ("questions:\n  - just text\n", "each entry must be a mapping"),
         ("questions:\n  - {query: q, cite: [], facts: [a]}\n", "at least one 'cite'"),
         ("questions:\n  - {query: q, cite: [D1], facts: ['(']}\n", "bad fact regex"),
         ("questions:\n  - {query: q, cite: [D1], facts: [1]}\n", "lists of non-empty strings"),
