@@ -160,14 +160,15 @@ def test_reviewed_queries_filter_on_the_reviewers_labels_and_auto_ones_keep_the_
     run = DriftRun(data, labelled, Settings(), DriftOptions(growth=(0.0, 3.0), base_docs=12, fetch_k=20))
     queries, skipped = run.queries(range(len(data.queries)))
     assert len(queries) == 12 and not skipped
-    scored, _ = evaluate(run, queries, {"semantic": 1.0, "label": 0.0, "keyword": 0.0})
+    scored, _ = evaluate(run, queries, {"semantic": 1.0, "label": 1.0, "keyword": 0.0})
     results = scored["results"]
     assert results["oracle"]["3"]["purity@10"] == 1.0 and results["dense"]["0"]["purity@10"] == 1.0
     assert results["gated"]["3"]["purity@10"] == 0.0  # a wrong strict filter finds only the wrong category
-    reviewed = results["labelgate_reviewed"]["3"]
-    assert reviewed == (results["labelgate"]["3"] if not escalated else reviewed)
-    if escalated:  # a person fixed the labels: the gold filter, as pure as the oracle
-        assert reviewed["purity@10"] == 1.0 and reviewed["recall@10"] >= results["labelgate"]["3"]["recall@10"]
+    reviewed, voters = results["labelgate_reviewed"]["3"], results["labelgate"]["3"]
+    assert reviewed == (voters if not escalated else reviewed)
+    if escalated:  # a person fixed the labels: trusted fully, the label term pushes the wrong category down
+        assert reviewed["recall@10"] == results["oracle"]["3"]["recall@10"] > voters["recall@10"]
+        assert reviewed["purity@10"] >= 0.9 > voters["purity@10"]  # soft gating: admitted docs only fill the tail
     assert scored["kb_docs"] == {"0": 12.0, "3": 48.0}
 
 

@@ -107,17 +107,29 @@ def test_multi_label_doc_found_from_either_label(chroma_client, collection_name,
         assert chroma_client.get_collection(partition_name(collection_name, label)).count() == 1
 
 
-def test_soft_gating_admits_the_best_unfiltered_chunks_and_says_so(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
+def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, taxonomy, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
     state = {"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []}
     hard = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, soft=False)(state)
+    given = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)  # every doc labelled by its author: the filter holds
+    hard_ids = [d["id"] for d in hard["docs"]]
+    assert [d["id"] for d in given["docs"]] == hard_ids and given["filter_used"]["admitted"] == 0
+    search = kb.search
+
+    def machine_labelled(vector, *, partitions, n):  # type: ignore[no-untyped-def]
+        hits = search(vector, partitions=partitions, n=n)
+        return [dataclasses.replace(h, label_source="voters", label_confidence=0.4) for h in hits]
+
+    monkeypatch.setattr(kb, "search", machine_labelled)
     soft = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)
-    hard_ids, soft_ids = [d["id"] for d in hard["docs"]], [d["id"] for d in soft["docs"]]
+    soft_ids = [d["id"] for d in soft["docs"]]
     assert soft_ids[: len(hard_ids)] == hard_ids  # admitting never drops or reorders the filtered candidates
-    assert {h.id for h in kb.search(kb.embed_query("屏幕"), partitions=None, n=6)} <= set(soft_ids)
+    assert {h.id for h in search(kb.embed_query("屏幕"), partitions=None, n=6)} <= set(soft_ids)
     admitted = [d for d in soft["docs"] if d["stage"] == "admitted"]
     assert len(admitted) == soft["filter_used"]["admitted"] > 0 == hard["filter_used"]["admitted"]
     assert f"admitted_unfiltered:{len(admitted)}" in soft["reasons"]
-    assert all(d["label_source"] == "given" for d in soft["docs"])
+    assert all(d["label_source"] == "voters" and d["label_confidence"] == 0.4 for d in soft["docs"])
 
 
 def test_partition_search_equals_the_metadata_filter(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
