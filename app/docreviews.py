@@ -6,6 +6,7 @@ labels are used by the next `labelgate index` as the doc's given labels (fully t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -88,11 +89,13 @@ class WithDocReviews:
         self.inner, self.queue, self.store = inner, queue, store
         self.taxonomy: Taxonomy = inner.taxonomy
 
+    # the queue file and the feedback store are blocking I/O: off the event loop (the LangGraph server refuses
+    # blocking calls in its handlers)
     async def pending(self) -> list[dict[str, Any]]:
-        return [*(await self.inner.pending()), *self.queue.pending()]
+        return [*(await self.inner.pending()), *(await asyncio.to_thread(self.queue.pending))]
 
     async def resolve(self, thread_id: str, labels: list[str], reviewer: str) -> dict[str, Any]:
         if thread_id.startswith(PREFIX):
-            return self.queue.resolve(thread_id, labels, reviewer, self.store)
+            return await asyncio.to_thread(self.queue.resolve, thread_id, labels, reviewer, self.store)
         result: dict[str, Any] = await self.inner.resolve(thread_id, labels, reviewer)
         return result

@@ -278,7 +278,8 @@ def server_app() -> Any:
     token = serve_token(settings, host)  # no configured token: refuses to start unless on loopback
     if not settings.review_token:
         log.warning("LABELGATE_REVIEW_TOKEN is not set; this server's review token is %s (open /review?token=…)", token)
-    backend = ServerBackend(Taxonomy.load(settings.data_dir / "taxonomy.yaml"))  # at startup, not in a request
+    # at startup, not in a request (opening the feedback store creates its folder: blocking I/O)
+    backend = with_doc_reviews(ServerBackend(Taxonomy.load(settings.data_dir / "taxonomy.yaml")), settings)
 
     @contextlib.asynccontextmanager
     async def warm_models(_: Any) -> AsyncIterator[None]:
@@ -288,7 +289,7 @@ def server_app() -> Any:
         await server_graph()
         yield
 
-    return create_app(lambda: with_doc_reviews(backend, settings), token, lifespan=warm_models)
+    return create_app(lambda: backend, token, lifespan=warm_models)
 
 
 def __getattr__(name: str) -> Any:
