@@ -7,7 +7,7 @@ from typing import Any
 
 from app.config import VoteSettings
 from app.data import Example
-from app.decision import vote
+from app.decision import accepted_labels, vote
 from app.metrics import exact_match, gate_metrics, macro_f1
 from app.taxonomy import Taxonomy
 from app.voters.base import Voter
@@ -23,6 +23,20 @@ def classifier_labels(probs: Mapping[str, float], taxonomy: Taxonomy) -> list[st
 
 def _coarse(labels: Sequence[str], taxonomy: Taxonomy) -> list[str]:
     return [label for label in labels if label in taxonomy.coarse_ids]
+
+
+def feedback_learned(voters: Sequence[Voter], reviewed: Sequence[Example], taxonomy: Taxonomy) -> float | None:
+    """Share of reviewed queries on which every voter accepts exactly the reviewer's labels: the direct check that
+    confirmed feedback reached the voters (None when nothing was reviewed)."""
+    if not reviewed:
+        return None
+    texts = [ex.text for ex in reviewed]
+    outputs = [voter.outputs(texts) for voter in voters]
+    hits = sum(
+        all(set(taxonomy.expand(accepted_labels(out[i].probs, out[i].thresholds))) == set(ex.labels) for out in outputs)
+        for i, ex in enumerate(reviewed)
+    )
+    return round(hits / len(reviewed), 4)
 
 
 def evaluate(

@@ -116,7 +116,7 @@ def _escalation_rate(rows: list[dict[str, Any]]) -> float:
 
 def _learned(voters: list[Any], reviewed: list[dict[str, Any]], taxonomy: Taxonomy) -> float | None:
     """retrain's feedback_learned over the queries the demo's reviewer labelled."""
-    from app.retrain import feedback_learned
+    from app.evaluate import feedback_learned
 
     cases = [Example(row["query"], tuple(taxonomy.expand(row["reviewed"]))) for row in reviewed if row["reviewed"]]
     return feedback_learned(voters, cases, taxonomy)

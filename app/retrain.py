@@ -3,18 +3,15 @@ promoted only when they are not worse on the held-out test split; old versions a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
-from app.data import DemoData, Example, load_examples
-from app.decision import accepted_labels
+from app.data import DemoData, load_examples
 from app.errors import InputError
 from app.evaluate import evaluate
 from app.feedback import FeedbackStore
 from app.taxonomy import Taxonomy
 from app.training import train_voters, write_report
-from app.voters.base import Voter
 from app.voters.store import current_version, load_pair, promote_pair, promotion_history, recover_switch
 
 VOTERS = ("A", "B")
@@ -24,20 +21,6 @@ def gate_scores(report: dict[str, Any]) -> dict[str, float]:
     """The numbers the promotion gate compares, from an evaluate() report."""
     scores = {f"macro_f1_{name}": float(report["voters"][name]["macro_f1"]) for name in VOTERS}
     return scores | {"auto_precision": float(report["auto_precision"]), "auto_coverage": float(report["auto_coverage"])}
-
-
-def feedback_learned(voters: Sequence[Voter], reviewed: Sequence[Example], taxonomy: Taxonomy) -> float | None:
-    """Share of reviewed queries on which every voter accepts exactly the reviewer's labels: the direct check that
-    confirmed feedback reached the voters (None when nothing was reviewed)."""
-    if not reviewed:
-        return None
-    texts = [ex.text for ex in reviewed]
-    outputs = [voter.outputs(texts) for voter in voters]
-    hits = sum(
-        all(set(taxonomy.expand(accepted_labels(out[i].probs, out[i].thresholds))) == set(ex.labels) for out in outputs)
-        for i, ex in enumerate(reviewed)
-    )
-    return round(hits / len(reviewed), 4)
 
 
 LEARNED = "feedback_learned"
@@ -85,13 +68,10 @@ def retrain(settings: Settings) -> dict[str, Any]:
     if before_version is not None:
         a, b = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         current = gate_scores(evaluate(a, b, test, taxonomy, settings.vote))
-    report = train_voters(settings, extra=feedback, promote=False)
+    report = train_voters(settings, extra=feedback, reviewed=reviewed, promote=False)
     candidate = gate_scores(report["test"])
-    if reviewed:
-        voters = load_pair(
-            settings.voters_dir, version=report["version"], threads=settings.threads, runtime=settings.voter_a_runtime
-        )
-        candidate[LEARNED] = feedback_learned(voters, reviewed, taxonomy) or 0.0
+    if report[LEARNED] is not None:
+        candidate[LEARNED] = report[LEARNED]
     promoted, comparison = promotion_decision(
         current,
         candidate,

@@ -18,7 +18,7 @@ import torch
 
 from app.config import Settings, TrainMode
 from app.data import DemoData, Doc, Example, iter_docs, load_examples
-from app.evaluate import evaluate
+from app.evaluate import evaluate, feedback_learned
 from app.taxonomy import Taxonomy
 from app.textutil import chunk_text
 from app.voters.base import Voter
@@ -162,7 +162,7 @@ FittedA = tuple[Voter, Voter, Callable[[Path], None], dict[str, Voter], float]
 def fit_tuned_a(
     settings: Settings, train: Sequence[Example], dev: Sequence[Example], taxonomy: Taxonomy, version: str
 ) -> FittedA:
-    """LoRA voter A, exported to int8 ONNX and calibrated for each runtime."""
+    """Fine-tuned voter A (full or LoRA), exported to int8 ONNX and calibrated for each runtime."""
     voter_a, tokenizer, model, seconds = tuned_voter(settings, train, dev, taxonomy, version)
     scratch = Path(tempfile.mkdtemp(prefix="labelgate-onnx-"))
     int8_file = export_int8(model, tokenizer, scratch / INT8_FILE)
@@ -214,10 +214,12 @@ def fit_fast_a(
     return voter, voter, head_writer(head), {"onnx-int8": voter}, seconds
 
 
-def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: bool = True) -> dict[str, Any]:
-    """Train A (LoRA, or a head on the frozen encoder with `train.mode=fast`) and B on train (+ extra rows), calibrate
-    on dev, score on test, save a new version (made current unless promote=False) and return the report (also written
-    to home)."""
+def train_voters(
+    settings: Settings, *, extra: Sequence[Example] = (), reviewed: Sequence[Example] = (), promote: bool = True
+) -> dict[str, Any]:
+    """Train A (fine-tuned, full or LoRA, or a head on the frozen encoder with `train.mode=fast`) and B on train
+    (+ extra rows), calibrate on dev, score on test (and on the `reviewed` rows: feedback_learned), save a new version
+    (made current unless promote=False) and return the report (also written to home)."""
     torch.set_num_threads(settings.threads)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
@@ -246,6 +248,8 @@ def train_voters(settings: Settings, *, extra: Sequence[Example] = (), promote: 
         "runtime_a": serving_a.meta.get("runtime", settings.voter_a_runtime),
         "test": evaluate(serving_a, voter_b, test, taxonomy, settings.vote),
         "dev": evaluate(serving_a, voter_b, dev, taxonomy, settings.vote),
+        # the serving pair on the people-reviewed rows (retrain's promotion gate; None without reviews)
+        "feedback_learned": feedback_learned([serving_a, voter_b], reviewed, taxonomy),
         "test_by_runtime_a": {
             name: _gate_summary(evaluate(a, voter_b, test, taxonomy, settings.vote)) for name, a in by_runtime.items()
         },

@@ -133,7 +133,7 @@ def test_feedback_learned_counts_rows_every_voter_accepts_exactly(taxonomy) -> N
     import numpy as np
 
     from app.data import Example
-    from app.retrain import feedback_learned
+    from app.evaluate import feedback_learned
     from app.voters.base import Voter
 
     ids = taxonomy.ids
