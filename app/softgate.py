@@ -1,13 +1,15 @@
 """Soft gating: a label filter is a prior, not a wall. Pure functions, property-tested (test_softgate.py).
 
-Retrieval takes the union of the label-filtered candidates and the best unfiltered (dense) ones; the rerank's label
-term then decides, weighted by how much the query's labels and each doc's labels can be trusted:
+Retrieval takes the union of the label-filtered candidates and the best unfiltered (dense) ones whose labels a machine
+gave (`admissible`: an author's labels are a wall); the rerank's label term then decides, weighted by how much the
+query's labels and each doc's labels can be trusted:
 
     label_term = 1 - query_trust · doc_confidence · (1 - match)
 
 A doc is pushed down only for a *confident* mismatch: with no trust in either side every doc's label term is 1 and
-the order is the semantic (+ keyword) order over a candidate set that contains dense's top k — so recall@k cannot fall
-below dense's. With full trust on both sides the term is the plain label match, as a hard filter would rank.
+the order is the semantic (+ keyword) order over a candidate set that contains dense's top k — so, over a KB whose
+labels a machine gave (the drift benchmark's case), recall@k cannot fall below dense's. With full trust on both
+sides the term is the plain label match, as a hard filter would rank.
 """
 
 from __future__ import annotations
