@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 export LANGSMITH_TRACING ?= false
 
-.PHONY: demo test test-slow smoke soak models train index install browser postgres lint clean
+.PHONY: demo test test-slow smoke soak models train index install browser postgres lint docs clean
 
 # pytest exit code 5 means "no tests collected": not a failure of the suite's setup, but report it.
 PYTEST = $(BIN)/python -m pytest
@@ -101,7 +101,13 @@ studio: index
 
 lint: install
 	$(BIN)/ruff check app graph nodes prompts tests
+	$(BIN)/lint-imports   # the layers and no import circles (pyproject.toml [tool.importlinter]; tests/unit/test_layers.py)
 	$(BIN)/mypy app graph nodes
+
+# The manuals (docs/*.md) as a site in site/, strict: a broken link fails.
+docs: install
+	$(BIN)/pip install -q -e ".[docs]"
+	$(BIN)/mkdocs build --strict -d site
 
 clean:
 	rm -rf $(HOME_DIR) .langgraph_api

@@ -14,8 +14,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from app.components import Components, server_components
-from app.monitor.recorder import record_decisions
+from app.core.components import Components, server_components
+from graph.recorder import record_decisions
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from graph.tracing import traced

@@ -28,7 +28,7 @@ class DocRecord(TypedDict, total=False):
     text: str
     labels: list[str]
     label_source: str  # given (by its author) | voters (labelled at index time)
-    label_confidence: float  # voters' labels only: how sure they are (app/doclabels.py)
+    label_confidence: float  # voters' labels only: how sure they are (app/core/doclabels.py)
     stage: str  # filter stage that found it: fine | coarse | none | admitted (unfiltered, soft gating)
     scores: dict[str, float]  # semantic, semantic_norm, label_match, label, keyword, fused
 

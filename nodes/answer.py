@@ -10,9 +10,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 import prompts
-from app.llm import message_text
-from app.ranking import keyword_overlap
-from app.textutil import terms
+from app.core.llm import message_text
+from app.core.ranking import keyword_overlap
+from app.core.textutil import terms
 from graph.state import DocRecord, State, add_reasons
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from app.textutil import clean_query
-from app.voters.base import Voter, VoterOutput
+from app.core.textutil import clean_query
+from app.core.voters.base import Voter, VoterOutput
 from graph.state import State
 
 # Fields of a previous run on the same thread that must not leak into this one.

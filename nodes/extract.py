@@ -19,12 +19,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 import prompts
-from app.llm import message_text, parse_json_object
-from app.taxonomy import Taxonomy
+from app.core.llm import message_text, parse_json_object
+from app.core.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
 if TYPE_CHECKING:
-    from app.fewshot import ExampleStore, Shot
+    from app.core.fewshot import ExampleStore, Shot
 
 log = logging.getLogger(__name__)
 ENTITY_TYPES = ("product", "order_id", "date", "price", "store")

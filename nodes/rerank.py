@@ -1,17 +1,17 @@
 """rerank: one explained score per doc = semantic similarity + label term + keyword overlap (weights in settings).
 
-The label term is the label match weighted by trust (app/softgate.py): a doc is pushed down only when both the
+The label term is the label match weighted by trust (app/core/softgate.py): a doc is pushed down only when both the
 query's labels and the doc's labels are trusted and they do not match."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.config import RerankWeights
-from app.ranking import fuse, keyword_overlap, label_match, minmax
-from app.softgate import doc_confidence, label_term, query_trust, tree_match
-from app.taxonomy import Taxonomy
-from app.textutil import terms
+from app.core.config import RerankWeights
+from app.core.ranking import fuse, keyword_overlap, label_match, minmax
+from app.core.softgate import doc_confidence, label_term, query_trust, tree_match
+from app.core.taxonomy import Taxonomy
+from app.core.textutil import terms
 from graph.state import State, add_reasons
 
 

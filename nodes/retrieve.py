@@ -1,6 +1,6 @@
 """retrieve: Chroma search pre-filtered by the final labels, widening fine → coarse → unfiltered below k hits; with
 soft gating (default) the best unfiltered chunks whose labels a machine gave (index-time voters) are admitted too and
-the rerank's trust-weighted label term decides (app/softgate.py:
+the rerank's trust-weighted label term decides (app/core/softgate.py:
 a filter is a prior, not a wall)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.kb import Hit, KnowledgeBase, KnowledgeBaseError
-from app.ranking import filter_plan, widen
-from app.softgate import admissible, admit
-from app.taxonomy import Taxonomy
+from app.core.kb import Hit, KnowledgeBase, KnowledgeBaseError
+from app.core.ranking import filter_plan, widen
+from app.core.softgate import admissible, admit
+from app.core.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
 log = logging.getLogger(__name__)

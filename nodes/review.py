@@ -12,10 +12,10 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
-from app.errors import ReviewError
-from app.feedback import FeedbackStore
-from app.reviews import review_payload, validate_resume
-from app.taxonomy import Taxonomy
+from app.core.errors import ReviewError
+from app.core.feedback import FeedbackStore
+from app.core.reviews import review_payload, validate_resume
+from app.core.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 from nodes.rules import record_feedback
 

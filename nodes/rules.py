@@ -11,10 +11,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from app.decision import confirm
-from app.feedback import FeedbackStore
-from app.rules import RuleSet
-from app.taxonomy import Taxonomy
+from app.core.decision import confirm
+from app.core.feedback import FeedbackStore
+from app.core.rules import RuleSet
+from app.core.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
 

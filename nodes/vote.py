@@ -1,12 +1,12 @@
-"""vote: the pure decision policy of app.decision applied to the two voters' records."""
+"""vote: the pure decision policy of app.core.decision applied to the two voters' records."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.config import VoteSettings
-from app.decision import VoterOutput, vote
-from app.taxonomy import Taxonomy
+from app.core.config import VoteSettings
+from app.core.decision import VoterOutput, vote
+from app.core.taxonomy import Taxonomy
 from graph.state import State, add_reasons
 
 

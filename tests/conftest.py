@@ -18,8 +18,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ["LANGSMITH_TRACING"] = "false"
 
-from app.config import Settings
-from app.taxonomy import Taxonomy
+from app.core.config import Settings
+from app.core.taxonomy import Taxonomy
 
 # Property tests run on 2 shared CPU cores in CI: a slow example is not a failure (time limits live in benchmarks).
 hypothesis_settings.register_profile("labelgate", deadline=None)
@@ -54,7 +54,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture()
 def chroma_client() -> Iterator[object]:
-    from app.kb import ephemeral_client
+    from app.core.kb import ephemeral_client
 
     yield ephemeral_client()  # collections get unique names per test
 
@@ -62,7 +62,7 @@ def chroma_client() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def chroma_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `chroma run` server for the session (the `chroma` CLI of the installed chromadb), stopped at the end."""
-    from app.testservers import chroma_server
+    from app.ops.testservers import chroma_server
 
     with chroma_server(tmp_path_factory.mktemp("chroma-server") / "data") as url:
         yield url
@@ -72,7 +72,7 @@ def chroma_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def postgres_server() -> Iterator[str]:
     """One throwaway PostgreSQL for the session (Debian's package, installed when missing); its superuser URL.
     Skipped with the reason where it cannot be had, except under LABELGATE_REQUIRE_POSTGRES=1 (CI): then it fails."""
-    from app.testservers import LocalServerError, local_postgres
+    from app.ops.testservers import LocalServerError, local_postgres
 
     with contextlib.ExitStack() as stack:
         try:
@@ -89,7 +89,7 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture()
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh database on the session's server for one test, dropped afterwards."""
-    from app.testservers import create_database, drop_database
+    from app.ops.testservers import create_database, drop_database
 
     url = create_database(postgres_server)
     yield url
@@ -125,7 +125,7 @@ def keyword_voter(name: str, taxonomy: Taxonomy, keywords: dict[str, list[str]])
     """A deterministic voter double: logit +4 for a label whose keyword occurs (parents follow), else -4."""
     import numpy as np
 
-    from app.voters.base import Voter
+    from app.core.voters.base import Voter
 
     def logits(texts):  # type: ignore[no-untyped-def]
         out = np.full((len(texts), len(taxonomy.ids)), -4.0, dtype=np.float32)
@@ -172,9 +172,9 @@ SEED_DOCS = [
 
 @pytest.fixture()
 def kb(chroma_client, collection_name, tiny_encoder_dir, taxonomy):  # type: ignore[no-untyped-def]
-    from app.data import Doc
-    from app.kb import KnowledgeBase
-    from app.voters.encoders import HFEncoder
+    from app.core.data import Doc
+    from app.core.kb import KnowledgeBase
+    from app.core.voters.encoders import HFEncoder
 
     base = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
     base.index(
@@ -187,12 +187,12 @@ def kb(chroma_client, collection_name, tiny_encoder_dir, taxonomy):  # type: ign
 
 @pytest.fixture()
 def components(settings, taxonomy, voters, kb):  # type: ignore[no-untyped-def]
-    from app.components import Components
-    from app.rules import Rule, RuleSet
+    from app.core.components import Components
+    from app.core.rules import Rule, RuleSet
 
     rules = RuleSet(
         (Rule("promo", ("销售", "活动优惠"), ("活动", "优惠")), Rule("warranty", ("售后", "保修政策"), ("保修",)))
     )
-    from app.feedback import FeedbackStore
+    from app.core.feedback import FeedbackStore
 
     return Components(settings, taxonomy, rules, voters, kb, llm=None, feedback=FeedbackStore(settings.feedback_db_url))

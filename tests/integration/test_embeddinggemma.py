@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from app.config import load_settings
-from app.embedder import build_int8
-from app.encoders_registry import GEMMA
-from app.gemma import GEMMA_SOURCE
+from app.core.config import load_settings
+from app.core.embedder import build_int8
+from app.core.encoders_registry import GEMMA
+from app.core.gemma import GEMMA_SOURCE
 
 pytestmark = pytest.mark.slow
 SENTENCES = ["今天天气怎么样", "明天会下雨吗", "帮我订一张去北京的机票"]
@@ -32,8 +32,8 @@ def test_the_build_is_the_pinned_zip(gemma_dir) -> None:  # type: ignore[no-unty
 
 
 def test_served_export_agrees_with_torch_and_separates_meanings(gemma_dir) -> None:  # type: ignore[no-untyped-def]
-    from app.voters.encoders import HFEncoder
-    from app.voters.onnx import OnnxEncoder
+    from app.core.voters.encoders import HFEncoder
+    from app.core.voters.onnx import OnnxEncoder
 
     settings, folder = gemma_dir
     prefix = settings.prompts(settings.encoder_a_id).classify

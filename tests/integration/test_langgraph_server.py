@@ -91,7 +91,7 @@ def test_server_runs_land_in_the_decision_log(server: str, decisions: Path) -> N
     """Runs in the LangGraph server (its own checkpointer, astream) are logged by the recorder bound in build_graph."""
     from langgraph_sdk import get_sync_client
 
-    from app.monitor.store import DecisionLog
+    from app.core.decisionlog import DecisionLog
 
     client = get_sync_client(url=server, api_key=None)
     thread = client.threads.create()["thread_id"]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from app.config import load_settings
-from app.data import DemoData
-from app.llm import make_chat_model
-from app.llm_local import GGUF_NAME, serve, status
-from app.taxonomy import Taxonomy
+from app.core.config import load_settings
+from app.core.data import DemoData
+from app.core.llm import make_chat_model
+from app.core.llm_local import GGUF_NAME, serve, status
+from app.core.taxonomy import Taxonomy
 from nodes.answer import Answer
 from nodes.extract import Extract
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import load_settings
+from app.core.config import load_settings
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def assistant():  # type: ignore[no-untyped-def]
-    from app.api import Assistant
+    from app.service.api import Assistant
 
     settings = load_settings(home=ROOT / ".labelgate", data_dir=ROOT / "data")
     if not (settings.voters_dir / "A" / "CURRENT").is_file():

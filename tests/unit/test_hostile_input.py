@@ -26,9 +26,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
-from app.api import Answer, Assistant
-from app.errors import InputError
-from app.feedback import SOURCES
+from app.core.errors import InputError
+from app.core.feedback import SOURCES
+from app.service.api import Answer, Assistant
 from tests.conftest import ROOT, SEED_DOCS
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile_inputs.jsonl"
@@ -110,12 +110,12 @@ def corpus() -> list[tuple[str, str, str | None]]:
 
 @pytest.fixture()
 def hostile(settings, taxonomy, voters, chroma_client, collection_name, tiny_encoder_dir) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
-    from app.components import Components
-    from app.data import Doc
-    from app.feedback import FeedbackStore
-    from app.kb import KnowledgeBase
-    from app.rules import Rule, RuleSet
-    from app.voters.encoders import HFEncoder
+    from app.core.components import Components
+    from app.core.data import Doc
+    from app.core.feedback import FeedbackStore
+    from app.core.kb import KnowledgeBase
+    from app.core.rules import Rule, RuleSet
+    from app.core.voters.encoders import HFEncoder
 
     kb = KnowledgeBase.open(chroma_client, collection_name, HFEncoder(str(tiny_encoder_dir)))
     docs = [*SEED_DOCS, *INJECTED_DOCS]

@@ -1,9 +1,9 @@
 """The compiled graph: topology, routing, rerank explanations, invalid resume values (widening is in the retrieval
-contract suite, tests/unit/app/test_kb.py; pauses surviving a restart on each backend in test_api.py)."""
+contract suite, tests/unit/app/core/test_kb.py; pauses surviving a restart on each backend in test_api.py)."""
 
 from __future__ import annotations
 
-from app.api import Assistant
+from app.service.api import Assistant
 from graph.builder import build_graph
 from graph.routing import after_rules, after_vote
 from nodes.rerank import Rerank

@@ -10,7 +10,7 @@ from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
 from langgraph.types import Command
 
-from app.api import Assistant
+from app.service.api import Assistant
 from graph.tracing import PAUSED, Traced, pending_summary, route_tags, summary
 
 NODES = ("classify", "vote", "extract", "rules", "review", "retrieve", "rerank", "answer")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import VoteSettings
-from app.errors import InputError
-from app.feedback import FeedbackStore
-from app.rules import Rule, RuleSet
+from app.core.config import VoteSettings
+from app.core.errors import InputError
+from app.core.feedback import FeedbackStore
+from app.core.rules import Rule, RuleSet
 from nodes.classify import Classify
 from nodes.rules import Rules
 from nodes.vote import Vote

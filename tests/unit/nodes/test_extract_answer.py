@@ -8,12 +8,12 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import Field
 
-from app.data import Example
-from app.feedback import FeedbackStore
-from app.fewshot import ExampleStore
+from app.core.data import Example
+from app.core.feedback import FeedbackStore
+from app.core.fewshot import ExampleStore
 from nodes.answer import NO_DOCS, OUT_OF_SCOPE, PASSAGES_HEADER, Answer
 from nodes.extract import Extract, response_format
-from tests.unit.app.test_fewshot import TRAIN, CharEncoder
+from tests.unit.app.core.test_fewshot import TRAIN, CharEncoder
 
 
 class FailingChat(GenericFakeChatModel):

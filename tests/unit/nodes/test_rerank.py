@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.config import RerankWeights
-from app.taxonomy import Label, Taxonomy
+from app.core.config import RerankWeights
+from app.core.taxonomy import Label, Taxonomy
 from nodes.rerank import Rerank
 
 TAX = Taxonomy((Label("售后"), Label("销售"), Label("屏幕", parent="售后"), Label("活动优惠", parent="销售")))

@@ -1,0 +1,89 @@
+"""Soft gating: a label filter is a prior, not a wall. Pure functions, property-tested (test_softgate.py).
+
+Retrieval takes the union of the label-filtered candidates and the best unfiltered (dense) ones whose labels a machine
+gave (`admissible`: an author's labels are a wall); the rerank's label term then decides, weighted by how much the
+query's labels and each doc's labels can be trusted:
+
+    label_term = 1 - query_trust · doc_confidence · (1 - match)
+
+A doc is pushed down only for a *confident* mismatch: with no trust in either side every doc's label term is 1 and
+the order is the semantic (+ keyword) order over a candidate set that contains dense's top k — so, over a KB whose
+labels a machine gave (the drift benchmark's case), recall@k cannot fall below dense's. With full trust on both
+sides the term is the plain label match, as a hard filter would rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TypeVar
+
+from app.core.ranking import label_match
+from app.core.taxonomy import Taxonomy
+
+T = TypeVar("T")
+
+
+def clip01(value: float) -> float:
+    return min(1.0, max(0.0, float(value)))
+
+
+def label_term(match: float, query_trust: float, doc_confidence: float) -> float:
+    """The rerank's label component in [0, 1]: 1 - query_trust · doc_confidence · (1 - match)."""
+    return 1.0 - clip01(query_trust) * clip01(doc_confidence) * (1.0 - clip01(match))
+
+
+def admit(filtered: Sequence[T], dense: Sequence[T], key: Callable[[T], Hashable]) -> tuple[list[T], int]:
+    """The filtered candidates in their order, then the dense candidates not among them; (merged, how many admitted).
+
+    Never drops a candidate of either list (each at most once)."""
+    merged: list[T] = []
+    seen: set[Hashable] = set()
+    for hit in filtered:
+        if key(hit) not in seen:
+            seen.add(key(hit))
+            merged.append(hit)
+    inside = len(merged)
+    for hit in dense:
+        if key(hit) not in seen:
+            seen.add(key(hit))
+            merged.append(hit)
+    return merged, len(merged) - inside
+
+
+CONFIRMED = frozenset({"human", "llm+rules", "llm+voter"})  # a person's labels, or the LLM's confirmed by a 2nd source
+
+
+def admissible(doc_label_source: str) -> bool:
+    """Which unfiltered candidates may join the filtered ones: docs whose labels a machine gave (they may be wrong;
+    the rerank weighs them by their confidence). A doc its author labelled otherwise stays out, so an after-sales
+    query never meets the marketing pages the gate exists to keep away; an unsure query is already searched under
+    its coarse parent (the provisional route) or widened by the filter plan."""
+    return doc_label_source != "given"
+
+
+def query_trust(label_source: str, confidence: float, *, reliability: Mapping[str, float] | None = None) -> float:
+    """How far the rerank may trust the query's labels: 1 for confirmed labels (a person's, or the LLM's confirmed by a
+    rule or a voter); for the voters' own the labels' confidence scaled by the measured reliability of that source
+    (its exact accuracy on held-out rows; 1 when unmeasured)."""
+    if label_source in CONFIRMED:
+        return 1.0
+    scale = (reliability or {}).get(label_source, 1.0)
+    return clip01(confidence) * clip01(scale)
+
+
+def doc_confidence(label_source: str, confidence: float | None) -> float:
+    """How far the rerank may trust a chunk's labels: 1 for labels its author gave; a stored confidence for labels a
+    machine gave (0 when missing: unknown labels never push a doc down)."""
+    if label_source == "given":
+        return 1.0
+    return clip01(confidence) if confidence is not None else 0.0
+
+
+def tree_match(doc_labels: Sequence[str], query_probs: Mapping[str, float], taxonomy: Taxonomy) -> float:
+    """Label match over the taxonomy's two levels, each counting half: the query's highest probability among the doc's
+    fine labels, and among its coarse labels. A doc of the query's category but another topic matches half: only a
+    doc of another category, confidently labelled, is pushed down all the way."""
+    known = [label for label in doc_labels if label in taxonomy]
+    leaf = label_match(known, query_probs, taxonomy)
+    coarse = max((float(query_probs.get(taxonomy.coarse_of(x), 0.0)) for x in known), default=0.0)
+    return (leaf + coarse) / 2

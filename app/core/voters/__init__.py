@@ -1,0 +1,1 @@
+"""Serving voters: the two classifiers, their encoders and heads, ONNX Runtime, calibration and the versioned store."""

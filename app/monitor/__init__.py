@@ -1,1 +1,0 @@
-"""Monitoring: the decision log (one row per graph run) and `labelgate report` over it."""
