@@ -77,7 +77,7 @@ smoke: index
 	$(BIN)/python -c "import json,sys; a=json.load(open('$(HOME_DIR)/smoke.json')); \
 	  assert a['labels'] and a['answer'], a; \
 	  assert not any(r.startswith('answer:passages') for r in a['reasons']), ('the local LLM did not answer', a); \
-	  print('smoke ok:', a['decision'], a['labels'], [d['id'] for d in a['docs']], a['answer'][:80])"
+	  print('smoke ok:', a['decision'], a['labels'], [d['doc_id'] for d in a['docs']], a['answer'][:80])"
 	$(LG) demo --loop --json > $(HOME_DIR)/loop.json
 	$(BIN)/python -c "import json; r=json.load(open('$(HOME_DIR)/loop.json')); \
 	  assert {'query','before','after'} <= set(r) and r['feedback_rows'], r; \

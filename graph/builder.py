@@ -12,10 +12,10 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.state import CompiledStateGraph
 
 from app.core.components import Components, server_components
-from graph.recorder import record_decisions
+from graph.options import RunOptions
+from graph.recorder import Graph, record_decisions
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from graph.tracing import traced
@@ -29,9 +29,9 @@ from nodes.rules import Rules
 from nodes.vote import Vote
 
 
-def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph:
+def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> Graph:
     s = c.settings
-    g = StateGraph(State, input_schema=InputState)
+    g = StateGraph(State, input_schema=InputState, context_schema=RunOptions)  # per-run options: graph/options.py
     g.add_node("classify", traced(Classify(c.voters, max_query_chars=s.max_query_chars)))
     g.add_node("vote", traced(Vote(c.taxonomy, s.vote)))
     g.add_node("extract", traced(Extract(c.llm, c.taxonomy, c.examples, k=s.fewshot_k)))
@@ -52,7 +52,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     return record_decisions(g.compile(checkpointer=checkpointer, name="labelgate"), c)
 
 
-async def server_graph() -> CompiledStateGraph:
+async def server_graph() -> Graph:
     """The graph factory named in langgraph.json (`langgraph dev`, Studio, LangGraph Platform): the server brings its
     own persistence; models load once per server process, on the first run, off the event loop."""
     return build_graph(await asyncio.to_thread(server_components))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from app.core.components import Components
 
 log = logging.getLogger(__name__)
+Graph = CompiledStateGraph[Any, Any, Any, Any]  # the compiled labelgate graph, whatever its schemas
 DISAGREE = frozenset({"coarse_disagree", "fine_disagree"})
 
 
@@ -198,7 +199,7 @@ def llm_version(c: Components) -> str | None:
     return c.settings.llm_model
 
 
-def record_decisions(graph: CompiledStateGraph, c: Components) -> CompiledStateGraph:
+def record_decisions(graph: Graph, c: Components) -> Graph:
     """The same graph with a recorder bound to every run of it (still a Pregel graph: the LangGraph server copies it
     with its own checkpointer and keeps the callbacks); unchanged when the decision log is off."""
     if c.decisions is None:

@@ -17,8 +17,10 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 from langgraph.errors import GraphInterrupt
+from langgraph.runtime import Runtime
 
-from graph.state import State
+from graph.options import options_of
+from graph.state import State, plain
 
 PAUSED = "review:pending"
 _OUR_TAGS = ("route:", "review:")
@@ -78,14 +80,17 @@ def _retrieve(u: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "filter_used": u.get("filter_used", {}),
         "widened": u.get("widened", False),
-        "docs": [{"id": doc["doc_id"], "chunk": doc["id"], "stage": doc["stage"]} for doc in u.get("docs", [])],
+        "docs": [
+            {"doc_id": doc["doc_id"], "chunk_id": doc["chunk_id"], "stage": doc["stage"]} for doc in u.get("docs", [])
+        ],
     }
 
 
 def _rerank(u: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "docs": [
-            {"id": doc["doc_id"], "chunk": doc["id"], "fused": doc["scores"].get("fused")} for doc in u.get("docs", [])
+            {"doc_id": doc["doc_id"], "chunk_id": doc["chunk_id"], "fused": doc["scores"].get("fused")}
+            for doc in u.get("docs", [])
         ]
     }
 
@@ -113,7 +118,7 @@ SUMMARIES: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 def summary(node: str, update: Mapping[str, Any] | None) -> dict[str, Any]:
     """A compact JSON record of what `node` decided, from its partial update (ids and scores, never doc texts)."""
     make = SUMMARIES.get(node)
-    return make(update or {}) if make is not None else {}
+    return make(plain(update or {})) if make is not None else {}
 
 
 def pending_summary(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,11 +181,14 @@ class Traced:
 
     def __init__(self, node: Callable[..., dict[str, Any]]) -> None:
         self.node = node
-        self.takes_config = "config" in inspect.signature(node).parameters
+        params = inspect.signature(node).parameters
+        self.takes_config, self.takes_options = "config" in params, "options" in params
 
-    def __call__(self, state: State, config: RunnableConfig) -> dict[str, Any]:
+    def __call__(self, state: State, config: RunnableConfig, runtime: Runtime[Any] | None = None) -> dict[str, Any]:
+        """`runtime.context` holds the run's options (graph/options.py), passed to nodes that take `options`."""
+        kwargs: dict[str, Any] = {"options": options_of(runtime)} if self.takes_options else {}
         try:
-            update = self.node(state, config) if self.takes_config else self.node(state)
+            update = self.node(state, config, **kwargs) if self.takes_config else self.node(state, **kwargs)
         except GraphInterrupt as paused:
             if _node_runs(config):
                 payloads = [item.value for item in (paused.args[0] if paused.args else ())]
@@ -189,7 +197,7 @@ class Traced:
             raise
         if _node_runs(config):
             name = config.get("metadata", {}).get("langgraph_node", "")
-            annotate(config, summary(name, update), route_tags({**state, **update}))
+            annotate(config, summary(name, update), route_tags({**state, **plain(update)}))
         return update
 
 

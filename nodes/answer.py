@@ -13,7 +13,8 @@ import prompts
 from app.core.llm import message_text
 from app.core.ranking import keyword_overlap
 from app.core.textutil import terms
-from graph.state import DocRecord, State, add_reasons
+from graph.options import NO_OPTIONS, RunOptions
+from graph.state import DocRecord, State
 
 log = logging.getLogger(__name__)
 NO_DOCS = "抱歉，知识库中没有找到与您的问题相关的资料。已为您记录，可转接人工客服继续处理。"
@@ -89,13 +90,13 @@ class Answer:
         example_user, example_answer = prompts.load("answer_example").split("\n===\n")
         self.example: list[BaseMessage] = [HumanMessage(example_user.strip()), AIMessage(example_answer.strip())]
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
         if self.oos_label is not None and state.get("labels") == [self.oos_label]:
             return {
                 "answer": OUT_OF_SCOPE,
                 "answer_kind": "out_of_scope",
                 "citations": [],
-                "reasons": add_reasons(state, "answer:out_of_scope_offer_human"),
+                "reasons": ["answer:out_of_scope_offer_human"],
             }
         docs = state.get("docs", [])
         if not docs:
@@ -103,27 +104,28 @@ class Answer:
                 "answer": NO_DOCS,
                 "answer_kind": "no_docs",
                 "citations": [],
-                "reasons": add_reasons(state, "answer:no_docs_offer_human"),
+                "reasons": ["answer:no_docs_offer_human"],
             }
         passages = {
             "answer": passages_answer(docs),
             "answer_kind": "passages",
             "citations": list(dict.fromkeys(doc["doc_id"] for doc in docs)),
         }
-        if self.llm is None:
-            return passages | {"reasons": add_reasons(state, "answer:passages_llm_not_configured")}
+        if self.llm is None or options.llm is False:
+            why = "llm_off_for_run" if self.llm is not None else "llm_not_configured"
+            return passages | {"reasons": [f"answer:passages_{why}"]}
         system = self.system.format(labels="、".join(state.get("labels", [])) or "未知")
         try:
             messages = [SystemMessage(system), *self.example, HumanMessage(data_message(state))]
             text = message_text(self.llm.invoke(messages)).strip()
         except Exception as exc:  # network, timeout, server error
             log.warning("answer LLM failed: %s", exc)
-            return passages | {"reasons": add_reasons(state, f"answer:passages_llm_unavailable:{type(exc).__name__}")}
+            return passages | {"reasons": [f"answer:passages_llm_unavailable:{type(exc).__name__}"]}
         if not text:
-            return passages | {"reasons": add_reasons(state, "answer:passages_llm_empty")}
+            return passages | {"reasons": ["answer:passages_llm_empty"]}
         if garbled(text):
             log.warning("answer LLM returned garbage: %r", text[:80])
-            return passages | {"reasons": add_reasons(state, "answer:passages_llm_invalid_output")}
+            return passages | {"reasons": ["answer:passages_llm_invalid_output"]}
         cited = cited_ids(text, docs)
         quote = decisive_sentence(state["query"], docs, cited)
         if quote is not None and substance(text) < substance(quote[1]):
@@ -133,7 +135,7 @@ class Answer:
                 "answer": f"{text}\n\n资料原文 [{doc_id}]：{sentence}",
                 "answer_kind": "llm",
                 "citations": list(dict.fromkeys([*cited, doc_id])),
-                "reasons": add_reasons(state, "answer:decisive_sentence_quoted"),
+                "reasons": ["answer:decisive_sentence_quoted"],
             }
         if cited:
             return {"answer": text, "answer_kind": "llm", "citations": cited}
@@ -143,5 +145,5 @@ class Answer:
             "answer": text + SOURCES_PREFIX + " ".join(f"[{doc_id}]" for doc_id in sources),
             "answer_kind": "llm",
             "citations": sources,
-            "reasons": add_reasons(state, "answer:sources_appended"),
+            "reasons": ["answer:sources_appended"],
         }

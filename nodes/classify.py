@@ -8,26 +8,8 @@ from typing import Any
 
 from app.core.textutil import clean_query
 from app.core.voters.base import Voter, VoterOutput
-from graph.state import State
-
-# Fields of a previous run on the same thread that must not leak into this one.
-FRESH: dict[str, Any] = {
-    "decision": "",
-    "labels": [],
-    "llm_labels": [],
-    "entities": {},
-    "rule_hits": [],
-    "review": {},
-    "docs": [],
-    "citations": [],
-    "answer": "",
-    "answer_kind": "",
-    "filter_used": {},
-    "widened": False,
-    "candidates": [],
-    "label_source": "",
-    "route": "",
-}
+from graph.options import NO_OPTIONS, RunOptions, option_reasons
+from graph.state import State, turn_reset
 
 
 class Classify:
@@ -49,8 +31,9 @@ class Classify:
         first = self.voters[0].outputs([query])[0]
         return [first, *(future.result()[0] for future in others)]
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
         query, flags = clean_query(state.get("query"), self.max_query_chars)
+        flags = [*flags, *option_reasons(options)]
         outputs = self._outputs(query)
         votes = {}
         for voter, out in zip(self.voters, outputs, strict=True):
@@ -60,4 +43,4 @@ class Classify:
                 "thresholds": dict(voter.thresholds),
                 "version": voter.version,
             }
-        return {**FRESH, "query": query, "votes": votes, "reasons": flags}
+        return {**turn_reset(flags), "query": query, "votes": votes}

@@ -21,7 +21,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 import prompts
 from app.core.llm import message_text, parse_json_object
 from app.core.taxonomy import Taxonomy
-from graph.state import State, add_reasons
+from graph.options import NO_OPTIONS, RunOptions
+from graph.state import State
 
 if TYPE_CHECKING:
     from app.core.fewshot import ExampleStore, Shot
@@ -115,13 +116,10 @@ class Extract:
         shots = shots[::-1]  # most similar last: nearest the query
         return self.user_template.format(examples=examples_block(shots, self.taxonomy), query=query), []
 
-    def __call__(self, state: State) -> dict[str, Any]:
-        if self.llm is None:
-            return {
-                "llm_labels": [],
-                "entities": {},
-                "reasons": add_reasons(state, "extract_skipped:llm_not_configured"),
-            }
+    def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
+        if self.llm is None or options.llm is False:
+            why = "llm_off_for_run" if self.llm is not None else "llm_not_configured"
+            return {"llm_labels": [], "entities": {}, "reasons": [f"extract_skipped:{why}"]}
         user, notes = self.user_message(state["query"])
         messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(user)]
         for attempt in range(2):
@@ -132,7 +130,7 @@ class Extract:
                 return {
                     "llm_labels": [],
                     "entities": {},
-                    "reasons": add_reasons(state, *notes, f"extract_skipped:llm_unavailable:{type(exc).__name__}"),
+                    "reasons": [*notes, f"extract_skipped:llm_unavailable:{type(exc).__name__}"],
                 }
             text = message_text(reply)
             try:
@@ -145,7 +143,7 @@ class Extract:
             return {
                 "llm_labels": self.taxonomy.expand(known),
                 "entities": entities,
-                "reasons": add_reasons(state, *notes, *retry, *extra),
+                "reasons": [*notes, *retry, *extra],
             }
-        reasons = add_reasons(state, *notes, "extract_skipped:llm_invalid_output")
+        reasons = [*notes, "extract_skipped:llm_invalid_output"]
         return {"llm_labels": [], "entities": {}, "reasons": reasons}

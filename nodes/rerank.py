@@ -12,7 +12,8 @@ from app.core.ranking import fuse, keyword_overlap, label_match, minmax
 from app.core.softgate import doc_confidence, label_term, query_trust, tree_match
 from app.core.taxonomy import Taxonomy
 from app.core.textutil import terms
-from graph.state import State, add_reasons
+from graph.options import NO_OPTIONS, RunOptions
+from graph.state import State
 
 
 def query_label_probs(state: State) -> dict[str, float]:
@@ -30,11 +31,13 @@ def query_label_probs(state: State) -> dict[str, float]:
 class Rerank:
     def __init__(self, taxonomy: Taxonomy, weights: RerankWeights, *, top_k: int, soft: bool = True) -> None:
         self.taxonomy = taxonomy
-        self.weights = weights.model_dump()
+        self.weights = weights
         self.top_k = top_k
         self.soft = soft
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
+        top_k = options.top_k or self.top_k
+        weights = options.rerank(self.weights).model_dump()
         docs = state.get("docs", [])
         if not docs:
             return {"docs": []}
@@ -55,12 +58,12 @@ class Rerank:
                 "label_trust": round(trust * sure, 4),
                 "label": round(lab, 4),
                 "keyword": round(kw, 4),
-                "fused": round(fuse(sem, lab, kw, weights=self.weights), 4),
+                "fused": round(fuse(sem, lab, kw, weights=weights), 4),
             }
             ranked.append({**doc, "scores": scores})
         ranked.sort(key=lambda doc: -doc["scores"]["fused"])
-        top = ranked[: self.top_k]
+        top = ranked[:top_k]
         admitted = sum(doc.get("stage") == "admitted" for doc in top)
         if not admitted:
             return {"docs": top}
-        return {"docs": top, "reasons": add_reasons(state, f"admitted_in_top_k:{admitted}")}
+        return {"docs": top, "reasons": [f"admitted_in_top_k:{admitted}"]}

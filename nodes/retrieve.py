@@ -12,7 +12,8 @@ from app.core.kb import Hit, KnowledgeBase, KnowledgeBaseError
 from app.core.ranking import filter_plan, widen
 from app.core.softgate import admissible, admit
 from app.core.taxonomy import Taxonomy
-from graph.state import State, add_reasons
+from graph.options import NO_OPTIONS, RunOptions
+from graph.state import State
 
 log = logging.getLogger(__name__)
 
@@ -25,34 +26,36 @@ class Retrieve:
         self.fetch_k = max(fetch_k, top_k)
         self.soft = soft
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
+        top_k = options.top_k or self.top_k
+        fetch_k = max(options.fetch_k or self.fetch_k, top_k)
         stages = filter_plan(state.get("labels", []), self.taxonomy)
         try:
             vector = self.kb.embed_query(state["query"])
             stage_hits: list[list[tuple[str, Hit]]] = []
             for stage in stages:
-                hits = self.kb.search(vector, partitions=stage.partitions(self.taxonomy), n=self.fetch_k)
+                hits = self.kb.search(vector, partitions=stage.partitions(self.taxonomy), n=fetch_k)
                 stage_hits.append([(stage.name, hit) for hit in hits])
-                if len({hit.id for found in stage_hits for _, hit in found}) >= self.top_k:
+                if len({hit.id for found in stage_hits for _, hit in found}) >= top_k:
                     break
             searched_all = any(stage.labels == () for stage in stages[: len(stage_hits)])
             admit_dense = self.soft and not searched_all  # one more (unfiltered) query: ~3 ms at 100k chunks
-            unfiltered = self.kb.search(vector, partitions=None, n=self.fetch_k) if admit_dense else []
+            unfiltered = self.kb.search(vector, partitions=None, n=fetch_k) if admit_dense else []
         except KnowledgeBaseError as exc:
             log.warning("retrieval failed: %s", exc)
             return {
                 "docs": [],
                 "filter_used": {},
                 "widened": False,
-                "reasons": add_reasons(state, "retrieve_failed:kb_unavailable"),
+                "reasons": ["retrieve_failed:kb_unavailable"],
             }
-        merged, last = widen(stage_hits, self.top_k, key=lambda pair: pair[1].id)
+        merged, last = widen(stage_hits, top_k, key=lambda pair: pair[1].id)
         candidates = [("admitted", hit) for hit in unfiltered if admissible(hit.label_source)]
         merged, admitted = admit(merged, candidates, key=lambda pair: pair[1].id)
         used = stages[min(last, len(stage_hits) - 1)]
         docs = [
             {
-                "id": hit.id,
+                "chunk_id": hit.id,
                 "doc_id": hit.doc_id,
                 "title": hit.title,
                 "text": hit.text,
@@ -73,7 +76,7 @@ class Retrieve:
         return {
             "docs": docs,
             "widened": widened,
-            "reasons": add_reasons(state, *reasons),
+            "reasons": reasons,
             "filter_used": {
                 "stage": stages[0].name,
                 "labels": list(stages[0].labels),

@@ -16,7 +16,7 @@ from app.core.errors import ReviewError
 from app.core.feedback import FeedbackStore
 from app.core.reviews import review_payload, validate_resume
 from app.core.taxonomy import Taxonomy
-from graph.state import State, add_reasons
+from graph.state import State
 from nodes.rules import record_feedback
 
 
@@ -47,5 +47,5 @@ class Review:
             "label_source": "human",
             "route": "reviewed",
             "review": review,
-            "reasons": add_reasons(state, f"reviewed_by:{reviewer}"),
+            "reasons": [f"reviewed_by:{reviewer}"],
         }

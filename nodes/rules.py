@@ -15,7 +15,8 @@ from app.core.decision import confirm
 from app.core.feedback import FeedbackStore
 from app.core.rules import RuleSet
 from app.core.taxonomy import Taxonomy
-from graph.state import State, add_reasons
+from graph.options import NO_OPTIONS, RunOptions
+from graph.state import State
 
 
 class Rules:
@@ -24,7 +25,7 @@ class Rules:
         self.taxonomy = taxonomy
         self.feedback = feedback
 
-    def __call__(self, state: State, config: RunnableConfig) -> dict[str, Any]:
+    def __call__(self, state: State, config: RunnableConfig, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
         hits = self.rules.hits(state["query"])
         rule_labels = [label for hit in hits for label in hit.labels]
         voter_accepted = [label for rec in state.get("votes", {}).values() for label in rec["accepted"]]
@@ -41,20 +42,21 @@ class Rules:
                 "labels": result.labels,
                 "label_source": result.source,
                 "route": "confirmed",
-                "reasons": add_reasons(state, f"confirmed:{result.source}"),
+                "reasons": [f"confirmed:{result.source}"],
             }
         why = [f"unconfirmed:{label}" for label in result.unconfirmed] or ["no_llm_labels"]
         candidates = self.taxonomy.expand([*state.get("candidates", []), *result.labels])
         coarse = [label for label in candidates if label in self.taxonomy.coarse_ids]
         update |= {"candidates": candidates}
-        if coarse and self.taxonomy.review_mode(candidates) == "after_answer":
+        mode = options.review_mode if options.review_mode not in (None, "taxonomy") else None
+        if coarse and (mode or self.taxonomy.review_mode(candidates)) == "after_answer":
             return update | {
                 "labels": coarse,
                 "label_source": "provisional",
                 "route": "provisional",
-                "reasons": add_reasons(state, *why, "review:after_answer"),
+                "reasons": [*why, "review:after_answer"],
             }
-        return update | {"route": "review", "reasons": add_reasons(state, *why, "review:before_answer")}
+        return update | {"route": "review", "reasons": [*why, "review:before_answer"]}
 
 
 def record_feedback(

@@ -7,7 +7,8 @@ from typing import Any
 from app.core.config import VoteSettings
 from app.core.decision import VoterOutput, vote
 from app.core.taxonomy import Taxonomy
-from graph.state import State, add_reasons
+from graph.options import NO_OPTIONS, RunOptions
+from graph.state import State
 
 
 class Vote:
@@ -15,19 +16,18 @@ class Vote:
         self.taxonomy = taxonomy
         self.policy = policy
 
-    def __call__(self, state: State) -> dict[str, Any]:
+    def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
+        policy = options.vote(self.policy)
         a, b = (
             VoterOutput(name, rec["probs"], rec["thresholds"], rec["version"])
             for name, rec in sorted(state["votes"].items())
         )
-        result = vote(
-            a, b, self.taxonomy, min_margin=self.policy.min_margin, min_fine_agreement=self.policy.min_fine_agreement
-        )
+        result = vote(a, b, self.taxonomy, min_margin=policy.min_margin, min_fine_agreement=policy.min_fine_agreement)
         update: dict[str, Any] = {
             "decision": result.decision,
             "confidence": round(result.confidence, 4),
             "candidates": result.candidates,
-            "reasons": add_reasons(state, *result.reasons),
+            "reasons": list(result.reasons),
             "route": "auto" if result.decision == "auto" else "escalate",
         }
         if result.decision == "auto":

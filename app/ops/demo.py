@@ -13,6 +13,7 @@ from app.core.data import DemoData, Doc, load_docs, load_samples
 from app.core.kb import KnowledgeBase, ephemeral_client
 from app.core.ranking import purity
 from app.service.api import Answer, Assistant
+from graph.state import apply_update
 from nodes.rerank import Rerank
 from nodes.retrieve import Retrieve
 
@@ -38,8 +39,8 @@ def gated_top_over(assistant: Assistant, state: dict[str, Any], docs: Sequence[D
         passage_prefix=c.kb.passage_prefix,
     )
     small.index(docs, c.taxonomy, chunk_chars=c.settings.chunk_chars)
-    state = state | Retrieve(small, c.taxonomy, top_k=k, fetch_k=c.settings.fetch_k)(state)  # type: ignore[arg-type]
-    state = state | Rerank(c.taxonomy, c.settings.rerank, top_k=k)(state)  # type: ignore[arg-type]
+    state = apply_update(state, Retrieve(small, c.taxonomy, top_k=k, fetch_k=c.settings.fetch_k)(state))  # type: ignore[arg-type]
+    state = apply_update(state, Rerank(c.taxonomy, c.settings.rerank, top_k=k)(state))  # type: ignore[arg-type]
     return [doc["doc_id"] for doc in state["docs"]]
 
 
@@ -61,7 +62,7 @@ def run_demo(assistant: Assistant, *, resolve_reviews: bool = True) -> dict[str,
     vector = c.kb.embed_query(SEED_QUERY)
     dense_full_hits = c.kb.search(vector, partitions=None, n=3)
     dense_full = [hit.doc_id for hit in dense_full_hits]
-    gated_full = [doc["id"] for doc in seed.docs]
+    gated_full = [doc["doc_id"] for doc in seed.docs]
     label_of = {doc.id: list(doc.labels) for doc in all_docs}
     result: dict[str, Any] = {
         "query": SEED_QUERY,
@@ -93,7 +94,7 @@ def _sample(answer: Answer, note: str) -> dict[str, Any]:
     return answer.summary() | {
         "note": note,
         "candidates": [row["label"] for row in answer.review.get("candidates", [])] if answer.pending_review else [],
-        "docs": [doc["id"] for doc in answer.docs],
+        "docs": [doc["doc_id"] for doc in answer.docs],
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +25,11 @@ from app.core.errors import InputError, NotPendingError
 from app.core.reviews import validate_resume
 from app.core.textutil import clean_query
 from app.core.tracing import LangSmithTracing
+from graph.options import NO_OPTIONS, RunOptions, parse_options
+from graph.state import plain
 from graph.tracing import pending_summary, summary
+
+Options = RunOptions | Mapping[str, Any] | None  # per-run options (graph/options.py); None: the settings
 
 PAUSE_NODE = "review"  # the one node that pauses (interrupt) for a person
 
@@ -85,8 +89,8 @@ def _answer(thread_id: str, values: dict[str, Any], interrupts: list[Any], path:
     pending = bool(interrupts)
     docs = [
         {
-            "id": d["doc_id"],
-            "chunk": d["id"],
+            "doc_id": d["doc_id"],
+            "chunk_id": d["chunk_id"],
             "score": d["scores"].get("fused", d["scores"]["semantic"]),
             "title": d["title"],
             "text": d["text"],
@@ -154,7 +158,9 @@ class Assistant:
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}, "run_name": "labelgate"}
 
-    def _turn(self, thread_id: str, graph_input: Any, kind: str, who: dict[str, str]) -> Iterator[NodeUpdate | Answer]:
+    def _turn(
+        self, thread_id: str, graph_input: Any, kind: str, who: dict[str, str], options: RunOptions = NO_OPTIONS
+    ) -> Iterator[NodeUpdate | Answer]:
         """One turn, as it happens: each node's update, then the Answer. The only run loop; every method uses it.
         Turns on one thread id wait for each other (a second one must see the first one's checkpoint). Its root
         trace run is "labelgate", tagged with the kind of turn, with the thread and the caller in its metadata."""
@@ -172,7 +178,9 @@ class Assistant:
             if not isinstance(graph_input, Command) and pending:
                 raise InputError(f"thread {thread_id} is waiting for a review: resolve it before asking again")
             path: list[str] = []
-            for chunk in iterate_within(scope, lambda: self.graph.stream(graph_input, config, stream_mode="updates")):
+            for chunk in iterate_within(
+                scope, lambda: self.graph.stream(graph_input, config, context=options, stream_mode="updates")
+            ):
                 for node, update in chunk.items():
                     if node == "__interrupt__":
                         payload = update[0].value if update and isinstance(update[0].value, dict) else {}
@@ -180,7 +188,7 @@ class Assistant:
                     elif node.startswith("__"):
                         continue
                     else:
-                        step = NodeUpdate(node, summary(node, update), dict(update or {}))
+                        step = NodeUpdate(node, summary(node, update), plain(update or {}))
                     path.append(step.node)
                     yield step
             snapshot = self.graph.get_state(self._config(thread_id))
@@ -193,38 +201,49 @@ class Assistant:
             raise TypeError(f"a turn ends with its Answer, not {answer!r}")
         return answer
 
-    def _ask_turn(self, query: str, thread_id: str | None, user: str | None) -> Iterator[NodeUpdate | Answer]:
+    def _ask_turn(
+        self, query: str, thread_id: str | None, user: str | None, options: Options
+    ) -> Iterator[NodeUpdate | Answer]:
         clean_query(query, self.components.settings.max_query_chars)  # raise InputError before any work
+        run_options = parse_options(options)
         thread_id = thread_id or uuid.uuid4().hex
         who = {"user": user} if user else {}
-        return self._turn(thread_id, {"query": query} | who, "ask", who)
+        return self._turn(thread_id, {"query": query} | who, "ask", who, run_options)
 
-    def _resume_turn(self, thread_id: str, labels: list[str], reviewer: str) -> Iterator[NodeUpdate | Answer]:
+    def _resume_turn(
+        self, thread_id: str, labels: list[str], reviewer: str, options: Options
+    ) -> Iterator[NodeUpdate | Answer]:
         validate_resume({"labels": labels, "reviewer": reviewer}, self.components.taxonomy)
+        run_options = parse_options(options)
         resume: Command[Any] = Command(resume={"labels": labels, "reviewer": reviewer})
-        return self._turn(thread_id, resume, "resume", {"reviewer": reviewer})
+        return self._turn(thread_id, resume, "resume", {"reviewer": reviewer}, run_options)
 
-    def ask(self, query: str, thread_id: str | None = None, *, user: str | None = None) -> Answer:
-        """Run one query through the graph; returns the answer, or a pending review (answer empty)."""
-        return self._last(self._ask_turn(query, thread_id, user))
+    def ask(
+        self, query: str, thread_id: str | None = None, *, user: str | None = None, options: Options = None
+    ) -> Answer:
+        """Run one query through the graph; returns the answer, or a pending review (answer empty). `options` vary
+        this run only (graph/options.py: top_k, vote margins, rerank weights, review mode, llm on/off)."""
+        return self._last(self._ask_turn(query, thread_id, user, options))
 
     def stream(
-        self, query: str, thread_id: str | None = None, *, user: str | None = None
+        self, query: str, thread_id: str | None = None, *, user: str | None = None, options: Options = None
     ) -> Iterator[NodeUpdate | Answer]:
         """ask, step by step: a NodeUpdate per node as it finishes, then the Answer. A bad query raises here, a thread
         waiting for a review at the first step; a stream closed early stops its turn after the current node."""
-        return self._ask_turn(query, thread_id, user)
+        return self._ask_turn(query, thread_id, user, options)
 
-    async def aask(self, query: str, thread_id: str | None = None, *, user: str | None = None) -> Answer:
+    async def aask(
+        self, query: str, thread_id: str | None = None, *, user: str | None = None, options: Options = None
+    ) -> Answer:
         """ask from asyncio: the turn runs on a worker thread, the event loop stays free. Cancelling the caller does
         not cancel the turn: it finishes and is saved on its thread."""
-        return await asyncio.to_thread(self.ask, query, thread_id, user=user)
+        return await asyncio.to_thread(self.ask, query, thread_id, user=user, options=options)
 
     async def astream(
-        self, query: str, thread_id: str | None = None, *, user: str | None = None
+        self, query: str, thread_id: str | None = None, *, user: str | None = None, options: Options = None
     ) -> AsyncIterator[NodeUpdate | Answer]:
         """stream from asyncio: NodeUpdates as the nodes finish on a worker thread, then the Answer."""
-        steps = self._ask_turn(query, thread_id, user)  # a bad query raises before the first step
+        steps = self._ask_turn(query, thread_id, user, options)  # a bad query raises before the first step
         async for step in iterate_in_thread(lambda: steps):
             yield step
 
@@ -244,9 +263,10 @@ class Assistant:
                 pending.append(PendingReview(thread_id, snapshot.values.get("query", ""), snapshot.interrupts[0].value))
         return pending
 
-    def resume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
-        """Confirm labels for a paused thread (validated against the taxonomy) and finish its run."""
-        return self._last(self._resume_turn(thread_id, labels, reviewer))
+    def resume(self, thread_id: str, labels: list[str], reviewer: str, *, options: Options = None) -> Answer:
+        """Confirm labels for a paused thread (validated against the taxonomy) and finish its run (`options`: the
+        resumed run's, as for ask; a run's options are not kept across the pause)."""
+        return self._last(self._resume_turn(thread_id, labels, reviewer, options))
 
     def unfinished_runs(self) -> list[str]:
         """Threads whose run stopped between nodes without a review pause: the process died mid-turn (e.g. killed
@@ -264,6 +284,6 @@ class Assistant:
         """Run an unfinished thread's remaining nodes from its last checkpoint (nodes already done are not rerun)."""
         return self._last(self._turn(thread_id, None, "finish", {}))
 
-    async def aresume(self, thread_id: str, labels: list[str], reviewer: str) -> Answer:
+    async def aresume(self, thread_id: str, labels: list[str], reviewer: str, *, options: Options = None) -> Answer:
         """resume from asyncio (on a worker thread, like aask)."""
-        return await asyncio.to_thread(self.resume, thread_id, labels, reviewer)
+        return await asyncio.to_thread(self.resume, thread_id, labels, reviewer, options=options)

@@ -154,3 +154,31 @@ def test_a_thread_pauses_and_resumes_through_the_sdk(server: str) -> None:
     assert "__interrupt__" not in done and client.threads.get(thread_id)["status"] == "idle"
     assert set(done["labels"]) == {"售后", "屏幕", "保修政策"} and done["label_source"] == "human"
     assert done["review"]["reviewer"] == "sdk" and done["answer"]
+
+
+def test_per_run_options_through_the_sdk(server: str) -> None:
+    """The graph's context_schema (graph/options.py) is what Studio shows as the run's options, and a run's `context`
+    changes that run only: here the review mode and top_k, under the server's settings (every query escalates, no
+    LLM: by the taxonomy, 售后 is answered now under the coarse filter and reviewed after)."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    [assistant] = client.assistants.search(graph_id="labelgate")
+    context = client.assistants.get_schemas(assistant["assistant_id"])["context_schema"]
+    assert {"top_k", "min_margin", "rerank_label", "review_mode", "llm"} <= set(context["properties"])
+
+    query = {"query": "屏幕碎了还在保修期吗"}
+    plain = client.runs.wait(client.threads.create()["thread_id"], "labelgate", input=query)
+    assert plain["route"] == "provisional" and plain["answer"] and len(plain["docs"]) == 3
+    assert not any(reason.startswith("option:") for reason in plain["reasons"])
+
+    thread = client.threads.create()["thread_id"]
+    first = {"review_mode": "before_answer"}
+    held = client.runs.wait(thread, "labelgate", input=query, context=first)  # type: ignore[arg-type]
+    assert (
+        held["route"] == "review" and not held.get("answer") and "option:review_mode=before_answer" in held["reasons"]
+    )
+    assert client.threads.get(thread)["status"] == "interrupted"
+
+    short = client.runs.wait(client.threads.create()["thread_id"], "labelgate", input=query, context={"top_k": 1})  # type: ignore[arg-type]
+    assert short["route"] == "provisional" and len(short["docs"]) == 1 and "option:top_k=1" in short["reasons"]

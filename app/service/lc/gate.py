@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.components import Components
-from graph.state import State, add_reasons
+from graph.state import State, apply_update
 from nodes.classify import Classify
 from nodes.rerank import Rerank, query_label_probs
 from nodes.retrieve import Retrieve
@@ -28,8 +28,8 @@ class Gate:
     def decide(self, query: str) -> State:
         """classify + vote on one query: the graph's first two nodes."""
         state: dict[str, Any] = {"query": query}
-        state |= self.classify(state)  # type: ignore[arg-type]
-        state |= self.vote(state)  # type: ignore[arg-type]
+        state = apply_update(state, self.classify(state))  # type: ignore[arg-type]
+        state = apply_update(state, self.vote(state))  # type: ignore[arg-type]
         return state  # type: ignore[return-value]
 
     def filtered(self, state: State) -> State:
@@ -38,14 +38,14 @@ class Gate:
             return state
         coarse = [label for label in state["candidates"] if label in self.components.taxonomy.coarse_ids]
         why = f"filter:{'coarse' if coarse else 'none'}_unconfirmed"
-        return {**state, "labels": coarse, "label_source": UNCONFIRMED, "reasons": add_reasons(state, why)}
+        return apply_update(state, {"labels": coarse, "label_source": UNCONFIRMED, "reasons": [why]})  # type: ignore[return-value]
 
     def retrieve(self, state: State, k: int) -> State:
         """The graph's retrieve and rerank nodes with top_k = k."""
         c, s = self.components, self.components.settings
         out: dict[str, Any] = dict(state)
-        out |= Retrieve(c.kb, c.taxonomy, top_k=k, fetch_k=s.fetch_k)(out)  # type: ignore[arg-type]
-        out |= Rerank(c.taxonomy, s.rerank, top_k=k)(out)  # type: ignore[arg-type]
+        out = apply_update(out, Retrieve(c.kb, c.taxonomy, top_k=k, fetch_k=s.fetch_k)(out))  # type: ignore[arg-type]
+        out = apply_update(out, Rerank(c.taxonomy, s.rerank, top_k=k)(out))  # type: ignore[arg-type]
         return out  # type: ignore[return-value]
 
 

@@ -33,11 +33,11 @@ def to_documents(state: State) -> list[Document]:
     }
     return [
         Document(
-            id=doc["id"],
+            id=doc["chunk_id"],
             page_content=doc["text"],
             metadata={
                 "doc_id": doc["doc_id"],
-                "chunk_id": doc["id"],
+                "chunk_id": doc["chunk_id"],
                 "title": doc["title"],
                 "labels": list(doc["labels"]),
                 "stage": doc["stage"],

@@ -5,25 +5,37 @@ from __future__ import annotations
 
 from app.service.api import Assistant
 from graph.builder import build_graph
-from graph.routing import after_rules, after_vote
+from graph.routing import after_answer, after_review, after_rules, after_vote
 from nodes.rerank import Rerank
 from nodes.retrieve import Retrieve
 
 NODES = {"classify", "vote", "extract", "rules", "review", "retrieve", "rerank", "answer"}
 
 
+# Every edge of the machine drawn in graph/builder.py's docstring, conditional ones included.
+EDGES = {
+    ("__start__", "classify"),
+    ("classify", "vote"),
+    ("vote", "retrieve"),  # auto
+    ("vote", "extract"),  # escalate
+    ("extract", "rules"),
+    ("rules", "retrieve"),  # confirmed / provisional
+    ("rules", "review"),  # before_answer
+    ("review", "retrieve"),  # reviewed before the answer
+    ("review", "__end__"),  # reviewed after a provisional answer
+    ("retrieve", "rerank"),
+    ("rerank", "answer"),
+    ("answer", "review"),  # provisional: the review follows the answer
+    ("answer", "__end__"),
+}
+
+
 def test_topology(components) -> None:  # type: ignore[no-untyped-def]
     graph = build_graph(components).get_graph()
-    assert set(graph.nodes) >= NODES
-    edges = {(e.source, e.target) for e in graph.edges}
-    assert {
-        ("vote", "retrieve"),
-        ("vote", "extract"),
-        ("rules", "review"),
-        ("rules", "retrieve"),
-        ("review", "retrieve"),
-        ("answer", "__end__"),
-    } <= edges
+    assert set(graph.nodes) == NODES | {"__start__", "__end__"}
+    assert {(e.source, e.target) for e in graph.edges} == EDGES
+    conditional = {(e.source, e.target) for e in graph.edges if e.conditional}
+    assert conditional == {edge for edge in EDGES if edge[0] in ("vote", "rules", "review", "answer")}
 
 
 def test_routing_functions() -> None:
@@ -31,7 +43,12 @@ def test_routing_functions() -> None:
     assert after_vote({"decision": "escalate"}) == "extract"
     assert after_vote({}) == "extract"
     assert after_rules({"route": "confirmed"}) == "retrieve"
+    assert after_rules({"route": "provisional"}) == "retrieve"
     assert after_rules({"route": "review"}) == "review"
+    assert after_answer({"route": "provisional"}) == "review"
+    assert after_answer({"route": "auto"}) == "__end__" and after_answer({"route": "confirmed"}) == "__end__"
+    assert after_review({"answer_kind": "llm"}) == "__end__"  # the review followed a provisional answer
+    assert after_review({"answer_kind": ""}) == "retrieve" and after_review({}) == "retrieve"
 
 
 def test_rerank_explains_every_score(components) -> None:  # type: ignore[no-untyped-def]

@@ -41,7 +41,7 @@ def test_auto_path_node_runs(components) -> None:  # type: ignore[no-untyped-def
     assert isinstance(vote["confidence"], float) and isinstance(vote["reasons"], list)
     retrieve = _meta(nodes["retrieve"])
     assert retrieve["filter_used"]["stage"] == "fine" and retrieve["widened"] is False
-    assert {doc["id"] for doc in retrieve["docs"]} == {"D1", "D2", "D3"}
+    assert {doc["doc_id"] for doc in retrieve["docs"]} == {"D1", "D2", "D3"}
     rerank = _meta(nodes["rerank"])
     assert [doc["fused"] for doc in rerank["docs"]] == sorted((doc["fused"] for doc in rerank["docs"]), reverse=True)
     answer = _meta(nodes["answer"])

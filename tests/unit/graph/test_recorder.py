@@ -46,7 +46,7 @@ def test_asks_and_resumes_are_logged_with_their_outcome(logged) -> None:  # type
     assert (first.decision, first.route, first.label_source, first.pending_review) == ("auto", "auto", "voters", False)
     assert set(first.labels) == {"售后", "屏幕", "保修政策"} and sorted(first.leaf_labels) == ["保修政策", "屏幕"]
     assert first.user == "u-1" and first.query == auto.query and first.query_chars == len(auto.query)
-    assert first.doc_ids == [d["id"] for d in auto.docs] and first.filter_stage == "fine" and not first.widened
+    assert first.doc_ids == [d["doc_id"] for d in auto.docs] and first.filter_stage == "fine" and not first.widened
     assert first.model_versions == {"A": "test-1", "B": "test-1"} and first.error is None
     assert list(first.node_ms) == auto.path and all(ms > 0 for ms in first.node_ms.values())
     assert first.latency_ms >= sum(first.node_ms.values()) > 0

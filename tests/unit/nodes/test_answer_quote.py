@@ -14,9 +14,9 @@ from nodes.answer import SOURCES_PREFIX, Answer, cited_ids, decisive_sentence, s
 
 SEED = "我的手机屏幕裂了，保修可以换吗？"
 DOCS: list[Any] = [
-    {"id": "D6#0", "doc_id": "D6", "title": "限时赠品活动", "text": "限时活动：购买手机赠送耳机和手机壳。"},
-    {"id": "D2#0", "doc_id": "D2", "title": "屏幕免费维修", "text": "保修期内非人为损坏的屏幕可以免费维修。"},
-    {"id": "D1#0", "doc_id": "D1", "title": "屏幕保修说明", "text": "屏幕损坏属于保修范围；可免费更换一次。"},
+    {"chunk_id": "D6#0", "doc_id": "D6", "title": "限时赠品活动", "text": "限时活动：购买手机赠送耳机和手机壳。"},
+    {"chunk_id": "D2#0", "doc_id": "D2", "title": "屏幕免费维修", "text": "保修期内非人为损坏的屏幕可以免费维修。"},
+    {"chunk_id": "D1#0", "doc_id": "D1", "title": "屏幕保修说明", "text": "屏幕损坏属于保修范围；可免费更换一次。"},
 ]
 
 

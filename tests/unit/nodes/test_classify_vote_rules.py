@@ -8,15 +8,20 @@ from app.core.config import VoteSettings
 from app.core.errors import InputError
 from app.core.feedback import FeedbackStore
 from app.core.rules import Rule, RuleSet
+from graph.state import apply_update, plain
 from nodes.classify import Classify
 from nodes.rules import Rules
 from nodes.vote import Vote
 
 
 def test_classify_records_both_voters_and_resets_the_turn(voters) -> None:  # type: ignore[no-untyped-def]
-    out = Classify(voters, max_query_chars=5)({"query": " 屏幕\x00碎了保修吗 ", "docs": [{"id": "old"}]})
+    before = {"query": " 屏幕\x00碎了保修吗 ", "docs": [{"chunk_id": "old"}], "reasons": ["vote:agree"], "route": "auto"}
+    out = Classify(voters, max_query_chars=5)(before)  # type: ignore[arg-type]
     assert out["query"] == "屏幕 碎了"  # control char replaced, stripped, capped at 5
-    assert out["reasons"] == ["control_chars_stripped", "query_truncated:5"]
+    # the previous turn's reasons are replaced, not appended to (the reducer is bypassed once, at the turn's start)
+    after = apply_update(before, out)
+    assert after["reasons"] == ["control_chars_stripped", "query_truncated:5"] and after["route"] == ""
+    assert plain(out)["reasons"] == after["reasons"]
     assert set(out["votes"]) == {"A", "B"} and out["docs"] == [] and out["labels"] == []
     record = out["votes"]["A"]
     assert record["accepted"] == ["售后", "屏幕"] and record["version"] == "test-1"

@@ -38,7 +38,7 @@ def test_extract_valid_reply(taxonomy) -> None:  # type: ignore[no-untyped-def]
     out = Extract(fake(reply), taxonomy)(STATE)
     assert out["llm_labels"] == ["售后", "屏幕", "保修政策"]
     assert out["entities"] == {"order_id": "SF123"}
-    assert out["reasons"] == ["x"]
+    assert out["reasons"] == []  # its own reasons only: the state's ["x"] stay (the reducer appends)
 
 
 def test_extract_drops_labels_outside_taxonomy_and_records_it(taxonomy) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +103,7 @@ def test_examples_are_quoted_data_and_their_failure_is_recorded(taxonomy) -> Non
             raise OSError("disk gone")
 
     out = Extract(fake('{"labels": ["电池"]}'), taxonomy, Broken(CharEncoder(), taxonomy), k=3)(STATE)
-    assert out["llm_labels"] == ["售后", "电池"] and out["reasons"] == ["x", "extract:fewshot_unavailable:OSError"]
+    assert out["llm_labels"] == ["售后", "电池"] and out["reasons"] == ["extract:fewshot_unavailable:OSError"]
     zero = RecordingChat(messages=iter([AIMessage(content='{"labels": ["电池"]}')]))
     Extract(zero, taxonomy, store, k=0)(STATE)
     assert zero.calls[0][1].content == STATE["query"]  # k = 0: the plain query, as before few-shot
@@ -111,7 +111,7 @@ def test_examples_are_quoted_data_and_their_failure_is_recorded(taxonomy) -> Non
 
 DOCS = [
     {
-        "id": "D1#0",
+        "chunk_id": "D1#0",
         "doc_id": "D1",
         "title": "保修",
         "text": "屏幕损坏属于保修范围。",
@@ -120,7 +120,7 @@ DOCS = [
         "scores": {"semantic": 0.9},
     },
     {
-        "id": "D2#0",
+        "chunk_id": "D2#0",
         "doc_id": "D2",
         "title": "保修",
         "text": "保修期内免费维修。",

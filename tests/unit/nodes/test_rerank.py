@@ -14,7 +14,7 @@ WEIGHTS = RerankWeights(semantic=0.4, label=0.6, keyword=0.0)
 
 def doc(cid: str, labels: list[str], similarity: float, **extra: Any) -> dict[str, Any]:
     return (
-        {"id": cid, "doc_id": cid, "title": "", "text": cid, "labels": labels, "stage": "fine"}
+        {"chunk_id": cid, "doc_id": cid, "title": "", "text": cid, "labels": labels, "stage": "fine"}
         | extra
         | {"scores": {"semantic": similarity}}
     )
@@ -29,7 +29,7 @@ DOCS = [
 
 def ranked(**state: Any) -> tuple[list[str], list[str]]:
     out = Rerank(TAX, WEIGHTS, top_k=3)({"query": "x", "docs": DOCS, "reasons": []} | state)  # type: ignore[arg-type]
-    return [d["id"] for d in out["docs"]], out.get("reasons", [])
+    return [d["chunk_id"] for d in out["docs"]], out.get("reasons", [])
 
 
 def test_no_trust_in_the_query_labels_keeps_the_semantic_order() -> None:
@@ -41,4 +41,4 @@ def test_trusted_labels_sink_a_confident_mismatch_but_not_an_unsure_one() -> Non
     order, _ = ranked(labels=["售后", "屏幕"], label_source="human")
     assert order == ["unsure", "screen", "ad"]
     out = Rerank(TAX, WEIGHTS, top_k=3, soft=False)({"query": "x", "docs": DOCS, "labels": ["售后", "屏幕"]})  # type: ignore[arg-type]
-    assert out["docs"][0]["id"] == "screen"  # without soft gating every doc's labels are trusted
+    assert out["docs"][0]["chunk_id"] == "screen"  # without soft gating every doc's labels are trusted

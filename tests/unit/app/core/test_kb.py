@@ -113,8 +113,8 @@ def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, tax
     state = {"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []}
     hard = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, soft=False)(state)
     given = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)  # every doc labelled by its author: the filter holds
-    hard_ids = [d["id"] for d in hard["docs"]]
-    assert [d["id"] for d in given["docs"]] == hard_ids and given["filter_used"]["admitted"] == 0
+    hard_ids = [d["chunk_id"] for d in hard["docs"]]
+    assert [d["chunk_id"] for d in given["docs"]] == hard_ids and given["filter_used"]["admitted"] == 0
     search = kb.search
 
     def machine_labelled(vector, *, partitions, n):  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, tax
 
     monkeypatch.setattr(kb, "search", machine_labelled)
     soft = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)
-    soft_ids = [d["id"] for d in soft["docs"]]
+    soft_ids = [d["chunk_id"] for d in soft["docs"]]
     assert soft_ids[: len(hard_ids)] == hard_ids  # admitting never drops or reorders the filtered candidates
     assert {h.id for h in search(kb.embed_query("屏幕"), partitions=None, n=6)} <= set(soft_ids)
     admitted = [d for d in soft["docs"] if d["stage"] == "admitted"]

@@ -49,7 +49,7 @@ def test_auto_path_filters_to_after_sales(components) -> None:  # type: ignore[n
     assert answer.decision == "auto"
     assert answer.label_source == "voters"
     assert {"屏幕", "保修政策", "售后"} <= set(answer.labels)
-    assert {doc["id"] for doc in answer.docs} == {"D1", "D2", "D3"}
+    assert {doc["doc_id"] for doc in answer.docs} == {"D1", "D2", "D3"}
     assert answer.answer.startswith("（以下为知识库原文摘录")
     assert set(answer.citations) == {"D1", "D2", "D3"}
     assert "answer:passages_llm_not_configured" in answer.reasons

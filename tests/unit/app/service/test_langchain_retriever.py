@@ -49,7 +49,7 @@ def test_documents_carry_doc_labels_stage_scores_and_the_query_decision(componen
     docs = LabelGateRetriever(components=components).invoke(SEED)
     graph_docs = Assistant(components).ask(SEED).docs  # the graph with the same nodes and top_k
     assert [(d.metadata["chunk_id"], d.metadata["stage"], d.metadata["scores"]) for d in docs] == [
-        (d["chunk"], d["stage"], d["scores"]) for d in graph_docs
+        (d["chunk_id"], d["stage"], d["scores"]) for d in graph_docs
     ]
     assert len(docs) == components.settings.top_k
     fused = [d.metadata["scores"]["fused"] for d in docs]
