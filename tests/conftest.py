@@ -72,7 +72,8 @@ def chroma_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def postgres_server() -> Iterator[str]:
     """One throwaway PostgreSQL for the session (Debian's package, installed when missing); its superuser URL.
     Skipped with the reason where it cannot be had, except under LABELGATE_REQUIRE_POSTGRES=1 (CI): then it fails."""
-    from app.ops.testservers import LocalServerError, local_postgres
+    from app.core.errors import LocalServerError
+    from app.ops.testservers import local_postgres
 
     with contextlib.ExitStack() as stack:
         try:

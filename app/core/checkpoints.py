@@ -11,31 +11,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.core.config import Settings
-from app.core.errors import LabelgateError, StoreUnavailableError
+from app.core.errors import CheckpointerError, LabelgateError, redact_url, store_failure
 from app.core.extras import require
 
 log = logging.getLogger(__name__)
 POOL_MAX = 4  # PostgresSaver serialises its queries behind one lock; more connections only cover reconnects
 LOCK_WAIT = 5.0  # seconds SQLite waits for another process's write lock on the checkpoint file
 SETUP_LOCK = 0x6C61_6265_6C67  # pg_advisory_lock key: two processes starting at once run the migrations once
-
-
-class CheckpointerError(StoreUnavailableError):
-    """The checkpoint store cannot be opened or stopped answering (server down, bad URL, no permission)."""
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and `labelgate doctor`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
@@ -46,23 +32,22 @@ def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     return sqlite_checkpointer(settings)
 
 
+SQLITE_FIXES = {  # what to do about a checkpoint-file error, by app.core.errors.store_failure's kind
+    "locked": (
+        "another process holds its write lock (a second labelgate on the same LABELGATE_HOME, or a tool with it "
+        "open): retry; to serve from several processes set LABELGATE_DATABASE_URL (PostgreSQL)"
+    ),
+    "read_only": "make the file and its directory writable (permissions, a read-only mount) or set LABELGATE_HOME",
+    "full": "the disk that holds it is full: free space, then retry",
+    "other": "`labelgate doctor` checks it; move it away only if it is corrupt (its pending reviews are lost)",
+}
+
+
 def sqlite_error(path: Path, exc: Exception) -> CheckpointerError:
     """What went wrong with the checkpoint file and what to do; the turn that met it saved nothing, so retrying it
     after the fix is safe (a review stays pending)."""
-    text = str(exc).strip() or type(exc).__name__
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        fix = (
-            "another process holds its write lock (a second labelgate on the same LABELGATE_HOME, or a tool with it "
-            "open): retry; to serve from several processes set LABELGATE_DATABASE_URL (PostgreSQL)"
-        )
-    elif "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
-        fix = "make the file and its directory writable (permissions, a read-only mount) or set LABELGATE_HOME"
-    elif "disk is full" in lowered or "no space" in lowered:
-        fix = "the disk that holds it is full: free space, then retry"
-    else:
-        fix = "`labelgate doctor` checks it; move it away only if it is corrupt (its pending reviews are lost)"
-    return CheckpointerError(f"checkpoint file {path}: {text.splitlines()[0]} — {fix}")
+    reason, trouble = store_failure(exc)
+    return CheckpointerError(f"checkpoint file {path}: {reason} — {SQLITE_FIXES[trouble]}")
 
 
 def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
@@ -93,7 +78,7 @@ def sqlite_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
                             self.conn.commit()
                         cur.close()
                 except sqlite3.Error as exc:
-                    if transaction and ("locked" in str(exc) or "busy" in str(exc)):
+                    if transaction and store_failure(exc)[1] == "locked":
                         self.locked_until = time.monotonic() + 1.0
                     raise sqlite_error(path, exc) from exc
 
@@ -120,10 +105,9 @@ def close_checkpointer(saver: BaseCheckpointSaver[Any]) -> None:
 
 
 def _connect_hint(url: str, exc: Exception) -> CheckpointerError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return CheckpointerError(
-        f"cannot use PostgreSQL at {redact_url(url)}: {reason} — start the server or fix LABELGATE_DATABASE_URL "
-        "(unset it to keep checkpoints in the SQLite file)"
+        f"cannot use PostgreSQL at {redact_url(url)}: {store_failure(exc)[0]} — start the server or fix "
+        "LABELGATE_DATABASE_URL (unset it to keep checkpoints in the SQLite file)"
     )
 
 

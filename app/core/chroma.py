@@ -7,13 +7,9 @@ import logging
 from typing import Any
 
 from app.core.config import Settings
-from app.core.errors import StoreUnavailableError
+from app.core.errors import KnowledgeBaseError, redact_url
 
 log = logging.getLogger(__name__)
-
-
-class KnowledgeBaseError(StoreUnavailableError):
-    """Chroma is unreachable or the collection is unusable."""
 
 
 def make_client(settings: Settings) -> Any:
@@ -50,7 +46,7 @@ def http_client(url_text: str, *, timeout: float, settings: Any = None) -> Any:
         settings = ChromaSettings(anonymized_telemetry=False)
     url = urlparse(url_text)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise KnowledgeBaseError(f"LABELGATE_CHROMA_URL {url_text!r} is not an http(s)://host:port URL")
+        raise KnowledgeBaseError(f"LABELGATE_CHROMA_URL {redact_url(url_text)} is not an http(s)://host:port URL")
     port = url.port or 8000
     hint = (
         "start it (`chroma run --path DIR --host HOST --port PORT`), fix LABELGATE_CHROMA_URL, "
@@ -61,7 +57,7 @@ def http_client(url_text: str, *, timeout: float, settings: Any = None) -> Any:
             pass
         client = chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings)
     except Exception as exc:  # URLError, timeouts, chromadb's ValueError("Could not connect ...")
-        raise KnowledgeBaseError(f"the Chroma server at {url_text} is unreachable ({exc}): {hint}") from exc
+        raise KnowledgeBaseError(f"the Chroma server at {redact_url(url_text)} is unreachable ({exc}): {hint}") from exc
     session = getattr(getattr(client, "_server", None), "_session", None)
     if isinstance(session, httpx.Client):
         session.timeout = httpx.Timeout(timeout)

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.core.errors import InputError
+from app.core.errors import InputError, redact_url
 
 log = logging.getLogger(__name__)
 _meta = sa.MetaData()
@@ -144,7 +144,7 @@ class DecisionLog:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             self.migrate()
         except (sa.exc.ArgumentError, sa.exc.OperationalError, sa.exc.ProgrammingError, ImportError) as exc:
-            raise InputError(f"decision log {url!r} cannot be opened: {exc}") from exc
+            raise InputError(f"decision log {redact_url(url)} cannot be opened: {exc}") from exc
         self._queue: queue.Queue[dict[str, Any] | threading.Event | None] = queue.Queue(max_queued)
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None

@@ -5,11 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from app.core.errors import LabelgateError
-
-
-class MissingExtraError(LabelgateError):
-    """An optional dependency is not installed."""
+from app.core.errors import MissingExtraError
 
 
 def require(module: str, extra: str, *, package: str | None = None) -> ModuleType:

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.core.data import Example
-from app.core.errors import DataError, InputError, StoreUnavailableError
+from app.core.errors import DataError, FeedbackStoreError, InputError, redact_url, store_failure
 from app.core.taxonomy import Taxonomy
 
 SOURCES = ("human", "llm+rules", "llm+voter", "doc_review")  # doc_review: a person labelled an unsure KB doc
@@ -39,28 +39,17 @@ FEEDBACK = sa.Table(
 )
 
 
-def shown_url(url: str) -> str:
-    """A store URL fit for messages: the password masked."""
-    try:
-        return sa.engine.make_url(url).render_as_string()
-    except sa.exc.ArgumentError:
-        return repr(url)
-
-
-class FeedbackStoreError(InputError, StoreUnavailableError):
-    """The feedback store cannot be opened or stopped answering; the message names it (password hidden)."""
+STORE_FIXES = {  # what to do about a feedback-store error, by app.core.errors.store_failure's kind
+    "full": "its disk is full: free space, then retry (a review stays pending; nothing was recorded)",
+    "read_only": "it is read-only: make it writable, then retry (a review stays pending)",
+    "locked": "another process holds its write lock: retry (a review stays pending)",
+    "other": "check LABELGATE_FEEDBACK_URL / LABELGATE_DATABASE_URL",
+}
 
 
 def _store_error(url: str, exc: Exception, what: str = "cannot be opened") -> FeedbackStoreError:
-    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    lowered = reason.lower()
-    if "disk is full" in lowered or "no space" in lowered or "disk full" in lowered:
-        fix = "its disk is full: free space, then retry (a review stays pending; nothing was recorded)"
-    elif "readonly" in lowered or "read-only" in lowered:
-        fix = "it is read-only: make it writable, then retry (a review stays pending)"
-    else:
-        fix = "check LABELGATE_FEEDBACK_URL / LABELGATE_DATABASE_URL"
-    return FeedbackStoreError(f"feedback store {shown_url(url)} {what}: {reason} ({fix})")
+    reason, trouble = store_failure(exc)
+    return FeedbackStoreError(f"feedback store {redact_url(url)} {what}: {reason} ({STORE_FIXES[trouble]})")
 
 
 def stored_rows(url: str, *, connect_timeout: float = 10.0) -> int | None:

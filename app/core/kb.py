@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from app.core.chroma import KnowledgeBaseError as KnowledgeBaseError  # re-exported: callers import it from here
 from app.core.chroma import ephemeral_client as ephemeral_client
 from app.core.chroma import make_client as make_client
 from app.core.config import PARTITION_EF_SEARCH
 from app.core.data import Doc
+from app.core.errors import KnowledgeBaseError as KnowledgeBaseError  # re-exported: nodes/retrieve imports it here
 from app.core.kb_generations import FOLLOW_SECONDS, partition_name, serving_generation
 from app.core.ranking import chunk_partitions
 from app.core.taxonomy import Taxonomy

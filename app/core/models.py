@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.errors import LabelgateError
+from app.core.errors import ModelBuildError
 
 log = logging.getLogger(__name__)
 E5_DIRNAME = "multilingual-e5-small"
@@ -45,10 +45,6 @@ TOKENIZER_CONFIG = {
     "pad_token": "<pad>",
     "mask_token": "<mask>",
 }
-
-
-class ModelBuildError(LabelgateError):
-    """A model source package is missing, or its file is not what we expect."""
 
 
 def sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from app.core.config import Settings
-from app.core.errors import LabelgateError
+from app.core.errors import LabelgateError, redact_url
 
 Status = Literal["ok", "warn", "fail"]
 NET_TIMEOUT = 3.0  # seconds for each network probe
@@ -91,16 +91,17 @@ def model_checks(s: Settings, timeout: float) -> list[Check]:
 def llm_check(s: Settings, timeout: float) -> list[Check]:
     if s.llm_base_url:
         url = s.llm_base_url.rstrip("/") + "/models"
-        fix = f"start the server at {s.llm_base_url} or fix LABELGATE_LLM_BASE_URL"
+        base, shown = redact_url(s.llm_base_url), redact_url(url)
+        fix = f"start the server at {base} or fix LABELGATE_LLM_BASE_URL"
         try:
             code, _ = _get(url, timeout, {"Authorization": f"Bearer {s.llm_api_key}"})
         except (OSError, ValueError) as exc:
-            return [Check("llm", "fail", f"{s.llm_base_url} is unreachable ({exc})", fix)]
+            return [Check("llm", "fail", f"{base} is unreachable ({exc})", fix)]
         if code in (401, 403):
-            return [Check("llm", "fail", f"{url} refused the API key (HTTP {code})", "set LABELGATE_LLM_API_KEY")]
+            return [Check("llm", "fail", f"{shown} refused the API key (HTTP {code})", "set LABELGATE_LLM_API_KEY")]
         if code != 200:
-            return [Check("llm", "warn", f"{url} answered HTTP {code} (not an OpenAI-compatible /models?)", fix)]
-        return [Check("llm", "ok", f"{s.llm_base_url} answers (model {s.llm_model})")]
+            return [Check("llm", "warn", f"{shown} answered HTTP {code} (not an OpenAI-compatible /models?)", fix)]
+        return [Check("llm", "ok", f"{base} answers (model {s.llm_model})")]
     if not s.llm_local:
         return [
             Check(
@@ -125,7 +126,7 @@ def llm_check(s: Settings, timeout: float) -> list[Check]:
 def chroma_check(s: Settings, timeout: float) -> list[Check]:
     from app.core.kb import make_client, partition_name
 
-    where = f"server {s.chroma_url}" if s.chroma_url else f"embedded {s.chroma_dir}"
+    where = f"server {redact_url(s.chroma_url)}" if s.chroma_url else f"embedded {s.chroma_dir}"
     if not s.chroma_url and not s.chroma_dir.is_dir():
         return [Check("chroma", "fail", f"no knowledge base at {s.chroma_dir}", "labelgate index")]
     try:
@@ -164,7 +165,7 @@ def checkpointer_check(s: Settings, timeout: float) -> list[Check]:
 
 
 def feedback_check(s: Settings, timeout: float) -> list[Check]:
-    from app.core.feedback import shown_url, stored_rows
+    from app.core.feedback import stored_rows
 
     url = s.feedback_db_url
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -178,8 +179,8 @@ def feedback_check(s: Settings, timeout: float) -> list[Check]:
     except LabelgateError as exc:
         return [Check("feedback", "fail", str(exc), "fix LABELGATE_FEEDBACK_URL / LABELGATE_DATABASE_URL")]
     if rows is None:
-        return [Check("feedback", "ok", f"{shown_url(url)}: reachable, no feedback table yet (made on first use)")]
-    return [Check("feedback", "ok", f"{shown_url(url)}: {rows} confirmed label sets")]
+        return [Check("feedback", "ok", f"{redact_url(url)}: reachable, no feedback table yet (made on first use)")]
+    return [Check("feedback", "ok", f"{redact_url(url)}: {rows} confirmed label sets")]
 
 
 def langsmith_check(s: Settings, timeout: float) -> list[Check]:

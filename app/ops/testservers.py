@@ -19,13 +19,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.core.errors import LabelgateError
+from app.core.errors import LocalServerError
 
 PG_USER = "postgres"  # Debian's package creates this system user; initdb refuses to run as root
-
-
-class LocalServerError(LabelgateError):
-    """A local test server cannot be installed or started; the message says why."""
 
 
 def free_port() -> int:

@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
-from app.core.errors import LabelgateError
-
-
-class JobError(LabelgateError):
-    """A benchmark child process failed."""
+from app.core.errors import JobError
 
 
 def run_job(name: str, args: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from nodes.vote import Vote
 
 
 def _require_llm(components: Components) -> None:
-    from app.core.llm_local import LLMServerError
+    from app.core.errors import LLMServerError
 
     if components.llm is None:
         raise LLMServerError("no LLM: set LABELGATE_LLM_BASE_URL or run `labelgate models build` for the local one")

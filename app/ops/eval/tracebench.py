@@ -28,8 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from app.core.config import Settings
-from app.core.errors import ConfigError
-from app.ops.eval.jobs import JobError
+from app.core.errors import ConfigError, JobError
 from app.ops.eval.latency import percentiles
 
 MODES = ("off", "unreachable", "unreachable-no-pause", "fake", "hosted", "default-client")

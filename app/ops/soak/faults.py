@@ -75,8 +75,9 @@ def llm_faults(settings: Settings) -> list[Outcome]:
 def chroma_faults(settings: Settings, root: Path) -> list[Outcome]:
     """A Chroma server unreachable at startup or stopped mid-session, the collection dropped mid-session or never
     indexed."""
+    from app.core.errors import LocalServerError
     from app.core.indexing import index_knowledge_base
-    from app.ops.testservers import LocalServerError, chroma_server
+    from app.ops.testservers import chroma_server
 
     down = settings.model_copy(update={"chroma_url": closed_port_url().removesuffix("/v1")})
     out = [typed_error("chroma_unreachable_at_start", lambda: _load(down))]
@@ -161,7 +162,7 @@ def _pointer(path: Path, version: str) -> Iterator[None]:
 def checkpoint_faults(settings: Settings) -> tuple[list[Outcome], str]:
     """The checkpoint file write-locked by another connection (the turn fails with a CheckpointerError, then works
     once the lock is gone), and read-only when the Assistant starts."""
-    from app.core.checkpoints import CheckpointerError
+    from app.core.errors import CheckpointerError
     from app.service.api import Assistant
 
     components = _load(settings)

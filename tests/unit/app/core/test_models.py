@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.core import models
-from app.core.models import ModelBuildError, convert_e5, read_e5s1
+from app.core.errors import ModelBuildError
+from app.core.models import convert_e5, read_e5s1
 
 DIMS = {"H": 32, "NL": 1, "NH": 2, "FF": 64, "VOC": 40, "MAXP": 16, "TVS": 2}
 Q4 = {"emb.word", "l0.q.w", "l0.k.w", "l0.v.w", "l0.ao.w", "l0.fi.w", "l0.fo.w"}

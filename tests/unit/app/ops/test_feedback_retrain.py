@@ -75,7 +75,7 @@ def test_recording_the_same_event_again_keeps_one_row(feedback_url: str) -> None
 
 def test_a_postgres_store_that_stops_answering_is_a_clear_error(postgres_server: str) -> None:
     from app.core.config import sqlalchemy_url
-    from app.core.feedback import FeedbackStoreError
+    from app.core.errors import FeedbackStoreError
     from app.ops.testservers import create_database, drop_database
 
     url = create_database(postgres_server)

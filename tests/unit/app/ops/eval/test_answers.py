@@ -86,7 +86,7 @@ def test_both_modes_score_the_answers(components: Any, docs: str) -> None:
 
 
 def test_no_llm_is_a_clear_error(components: Any) -> None:
-    from app.core.llm_local import LLMServerError
+    from app.core.errors import LLMServerError
 
     with pytest.raises(LLMServerError, match="no LLM"):
         run_answer_eval(components, [SEED])

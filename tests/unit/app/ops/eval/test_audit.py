@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.core.config import Settings
-from app.core.errors import DataError
-from app.core.extras import MissingExtraError
+from app.core.errors import DataError, MissingExtraError
 from app.ops.eval import audit_math as am
 from app.ops.eval.audit import REPORT_KEYS, AuditVoter, run_audit
 from tests.conftest import write_jsonl
