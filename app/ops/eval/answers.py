@@ -114,7 +114,7 @@ def run_answer_eval(
     """Every question through the graph or the answer node; `progress` gets each row as it is judged (the local LLM
     takes from seconds to minutes an answer on shared cores)."""
     if components.llm is None:
-        from app.core.llm_local import LLMServerError
+        from app.core.errors import LLMServerError
 
         raise LLMServerError("no LLM: set LABELGATE_LLM_BASE_URL or run `labelgate models build` for the local one")
     rows, times = [], []
