@@ -22,7 +22,7 @@ from typing import Any
 
 from app.core.errors import InputError
 from app.core.extras import require
-from app.service.web import errors_as_json, read_json, token_guard
+from app.service.web import errors_as_json, read_json_object, token_guard
 
 MAX_ID_CHARS = 200  # the feedback store's thread_id column
 
@@ -52,11 +52,9 @@ def create_server(assistant: Any, token: str) -> Any:
     _, guarded = token_guard(token)
 
     async def ask(request: Request) -> Response:
-        data = await read_json(request)
+        data = await read_json_object(request)
         if isinstance(data, Response):
             return data
-        if not isinstance(data, dict):
-            raise InputError("send a JSON object")
         query = data.get("query")
         if not isinstance(query, str):
             raise InputError("'query' (string) is required")
@@ -69,11 +67,9 @@ def create_server(assistant: Any, token: str) -> Any:
         return JSONResponse({"pending": [{"thread_id": r.thread_id, **r.payload, "query": r.query} for r in rows]})
 
     async def resolve(request: Request) -> Response:
-        data = await read_json(request)
+        data = await read_json_object(request)
         if isinstance(data, Response):
             return data
-        if not isinstance(data, dict):
-            raise InputError("send a JSON object")
         thread_id = request.path_params["thread_id"]
         labels, reviewer = data.get("labels"), data.get("reviewer")
         answer = await run_in_threadpool(lambda: assistant.resume(thread_id, labels, reviewer))

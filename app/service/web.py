@@ -150,8 +150,9 @@ def errors_as_json(handler: Handler) -> Handler:
     return wrapper
 
 
-async def read_json(request: Any, max_body: int = MAX_BODY) -> Any:
-    """The request's parsed JSON body, or the 4xx JSONResponse (a Response) that says what is wrong with it."""
+async def read_json_object(request: Any, max_body: int = MAX_BODY) -> Any:
+    """The request's JSON body when it is an object (a dict), else the 4xx JSONResponse (a Response) that says what is
+    wrong with it: 415 not JSON, 413 over max_body bytes, 400 invalid JSON or not an object."""
     from starlette.responses import JSONResponse
 
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -163,7 +164,7 @@ async def read_json(request: Any, max_body: int = MAX_BODY) -> Any:
         data = json.loads(body)
     except ValueError as exc:
         return JSONResponse({"error": f"invalid JSON: {exc}"}, status_code=400)
-    return data
+    return data if isinstance(data, dict) else JSONResponse({"error": "send a JSON object"}, status_code=400)
 
 
 def page_html() -> str:
@@ -212,10 +213,10 @@ def create_app(backend: Callable[[], ReviewBackend], token: str, *, lifespan: An
         return JSONResponse({"pending": await b.pending(), "labels": labels})
 
     async def resolve(request: Request) -> Response:
-        data = await read_json(request)
+        data = await read_json_object(request)
         if isinstance(data, Response):
             return data
-        if not isinstance(data, dict) or not isinstance(data.get("thread_id"), str) or not data["thread_id"].strip():
+        if not isinstance(data.get("thread_id"), str) or not data["thread_id"].strip():
             return JSONResponse({"error": "'thread_id' (string) is required"}, status_code=400)
         b = get_backend()
         labels, reviewer = validate_resume({"labels": data.get("labels"), "reviewer": data.get("reviewer")}, b.taxonomy)

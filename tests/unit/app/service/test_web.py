@@ -77,7 +77,7 @@ def test_list_and_resolve(client, assistant, components) -> None:  # type: ignor
         ({"thread_id": "t", "labels": [], "reviewer": "a"}, 400, "non-empty list"),
         ({"labels": ["屏幕"], "reviewer": "a"}, 400, "thread_id"),
         ({"thread_id": "no-such-thread", "labels": ["屏幕"], "reviewer": "a"}, 409, "no pending review"),
-        (["not", "an", "object"], 400, "thread_id"),
+        (["not", "an", "object"], 400, "send a JSON object"),
     ],
 )
 def test_bad_resolve_requests_are_refused_with_a_reason(client, payload, status, message) -> None:  # type: ignore[no-untyped-def]
@@ -161,10 +161,13 @@ def test_store_failures_are_503_with_their_message_other_typed_errors_400() -> N
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from app.core.checkpoints import CheckpointerError
-    from app.core.chroma import KnowledgeBaseError
-    from app.core.errors import InputError, NotPendingError
-    from app.core.feedback import FeedbackStoreError
+    from app.core.errors import (
+        CheckpointerError,
+        FeedbackStoreError,
+        InputError,
+        KnowledgeBaseError,
+        NotPendingError,
+    )
     from app.service.web import errors_as_json
 
     raised = {
@@ -183,3 +186,41 @@ def test_store_failures_are_503_with_their_message_other_typed_errors_400() -> N
     expected = {"/full": 503, "/locked": 503, "/kb": 503, "/bad": 400, "/done": 409}
     assert {path: r.status_code for path, r in got.items()} == expected
     assert got["/full"].json()["error"].startswith("feedback store is full") and got["/full"].headers["retry-after"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "error"),
+    [
+        (b'{"a": [1, "\xe5\xb1\x8f"]}', "application/json", 200, None),
+        (b'{"a": 1}', "application/json; charset=utf-8", 200, None),
+        (b"[1, 2]", "application/json", 400, "send a JSON object"),
+        (b'"text"', "application/json", 400, "send a JSON object"),
+        (b"null", "application/json", 400, "send a JSON object"),
+        (b"{oops", "application/json", 400, "invalid JSON"),
+        (b'{"a": 1}', "text/plain", 415, "send JSON"),
+        (b'{"a": "' + b"x" * 200 + b'"}', "application/json", 413, "over 100 bytes"),
+    ],
+)
+def test_read_json_object_passes_an_object_and_says_what_is_wrong_with_anything_else(
+    content: bytes, content_type: str, status: int, error: str | None
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from app.service.web import read_json_object
+
+    async def echo(request):  # type: ignore[no-untyped-def]
+        data = await read_json_object(request, max_body=100)
+        return data if isinstance(data, Response) else JSONResponse({"got": data})
+
+    client = TestClient(Starlette(routes=[Route("/", echo, methods=["POST"])]))
+    response = client.post("/", content=content, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    if error is None:
+        import json
+
+        assert response.json() == {"got": json.loads(content)}
+    else:
+        assert error in response.json()["error"]
