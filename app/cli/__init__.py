@@ -11,6 +11,7 @@ import typer
 
 from app.cli.common import STATE as _state
 from app.cli.common import assistant as _assistant
+from app.cli.common import comma_list as _comma_list
 from app.cli.common import print_json as _print_json
 from app.cli.common import run as _run
 from app.cli.common import settings as _settings
@@ -106,6 +107,9 @@ def index(docs: Annotated[Path | None, typer.Option(help="docs.jsonl (default: d
     _print_json(_run(lambda: index_knowledge_base(_settings(), docs_path=docs)))
 
 
+DOC_KEYS = ("doc_id", "chunk_id", "score", "title", "labels", "stage", "scores")  # of each doc in `ask --json`
+
+
 @app.command()
 def ask(
     query: str,
@@ -117,7 +121,7 @@ def ask(
     out = answer.summary() | {
         "filter_used": answer.filter_used,
         "widened": answer.widened,
-        "docs": [{k: d[k] for k in ("id", "score", "title", "labels", "stage", "scores")} for d in answer.docs],
+        "docs": [{k: d[k] for k in DOC_KEYS} for d in answer.docs],
         "review": answer.review if answer.pending_review else {},
     }
     if as_json:
@@ -158,7 +162,7 @@ def review_resolve(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Confirm the labels of a paused thread and finish its run."""
-    chosen = [x.strip() for x in labels.replace("，", ",").split(",") if x.strip()]
+    chosen = _comma_list(labels)
     answer = _run(lambda: _assistant().resume(thread_id, labels=chosen, reviewer=reviewer))
     if as_json:
         _print_json(answer.to_dict())

@@ -29,6 +29,11 @@ def run(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from exc
 
 
+def comma_list(text: str) -> list[str]:
+    """The items of a comma-separated option (a full-width '，' counts too), stripped, empty ones dropped."""
+    return [item.strip() for item in text.replace("，", ",").split(",") if item.strip()]
+
+
 def print_json(value: Any, out: Path | None = None) -> None:
     text = json.dumps(value, ensure_ascii=False, indent=2)
     if out is not None:

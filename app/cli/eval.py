@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import print_json, run, settings
+from app.cli.common import comma_list, print_json, run, settings
 from app.core.config import TrainMode
 
 eval_app = typer.Typer(no_args_is_help=True, help="evaluation harnesses on labelled datasets (JSON + HTML)")
@@ -48,7 +48,7 @@ def eval_classify(
 
 def _growth(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
+        return tuple(float(part) for part in comma_list(text))
     except ValueError as exc:
         raise typer.BadParameter(f"growth must be comma-separated numbers like 0,1,3,10, not {text!r}") from exc
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import print_json, run, settings
+from app.cli.common import comma_list, print_json, run, settings
 
 llm_app = typer.Typer(no_args_is_help=True, help="the bundled local LLM server")
 feedback_app = typer.Typer(no_args_is_help=True, help="confirmed labels that feed retraining")
@@ -195,10 +195,11 @@ def bench_all(
     if ctx.invoked_subcommand is not None:
         return
     from app.core.embedder import open_kb
+    from app.core.errors import JobError
     from app.core.kb import make_client
     from app.ops.eval.bench import run_bench
     from app.ops.eval.filler import grown_name
-    from app.ops.eval.jobs import JobError, run_job
+    from app.ops.eval.jobs import run_job
 
     failed: list[str] = []
 
@@ -221,7 +222,7 @@ def bench_all(
         report = run_bench(components, grown, queries=queries, llm_queries=llm_queries, per_level=per_level)
         report["index_chunks_per_s"] = kb["index_rate"]["chunks_per_s"]
         report["kb_build"] = kb
-        sizes = [int(x) for x in train_sizes.split(",") if x.strip()]
+        sizes = [int(x) for x in comma_list(train_sizes)]
         if train_data and sizes:
             report["train_curve"] = job("train_curve", {"data": train_data, "sizes": sizes})
         demo = s.home / "train_report.json"
@@ -261,7 +262,7 @@ def bench_trace(
         data = DemoData(s.data_dir)
         taxonomy = Taxonomy.load(data.taxonomy)
         texts = [ex.text for split in ("test", "dev", "train") for ex in load_examples(data.split(split), taxonomy)]
-        chosen = [m.strip() for m in modes.split(",") if m.strip()] or list(MODES)
+        chosen = comma_list(modes) or list(MODES)
         return run_bench(s, texts[:queries], modes=chosen, rounds=rounds)
 
     print_json(run(go), out)
@@ -289,7 +290,7 @@ def bench_filter(
     def go() -> dict[str, Any]:
         s = settings()
         try:
-            shares = [float(x) for x in selectivity.split(",") if x.strip()]
+            shares = [float(x) for x in comma_list(selectivity)]
             subsets_ok = bool(shares) and all(0 < x <= 1 for x in shares)
         except ValueError:
             subsets_ok = False

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import assistant as _assistant
+from app.cli.common import comma_list as _comma_list
 from app.cli.common import run as _run
 from app.cli.common import settings as _settings
 
@@ -34,7 +35,7 @@ def soak_command(
     """Run the reliability soaks (durable reviews, load, faults); exit 1 when anything was lost, failed or leaked."""
     from app.ops.soak import SCRIPTS, run_scripts, summary_line, totals
 
-    names = [x.strip() for x in only.split(",") if x.strip()] if only else list(SCRIPTS)
+    names = _comma_list(only) if only else list(SCRIPTS)
     unknown = [x for x in names if x not in SCRIPTS]
     if unknown or not names:
         typer.echo(

@@ -67,7 +67,7 @@ def test_train_index_ask_review_demo(env: Path, monkeypatch: pytest.MonkeyPatch)
     assert code == 0, out
     answer = json.loads(out)
     assert {"answer", "labels", "decision", "reasons", "docs", "pending_review", "thread_id"} <= set(answer)
-    assert all({"id", "score"} <= set(doc) for doc in answer["docs"])
+    assert all({"doc_id", "chunk_id", "score"} <= set(doc) for doc in answer["docs"])
     monkeypatch.setenv("LABELGATE_VOTE__MIN_MARGIN", "1.0")  # unreachable: the gate escalates, no LLM → review
     code, out = run("ask", "屏幕裂了", "--json")
     paused = json.loads(out)
