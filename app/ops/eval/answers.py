@@ -121,12 +121,12 @@ def run_answer_eval(
     if docs == "judged":
         kb = {
             d.id: DocRecord(
-                id=d.id,
+                chunk_id=d.id,
                 doc_id=d.id,
                 title=d.title,
                 text=d.text,
                 labels=list(d.labels),
-                stage="judged",
+                stage="none",  # judged: no filter chose them
                 scores={"semantic": 0.0},
             )
             for d in load_docs(DemoData(components.settings.data_dir).docs, components.taxonomy)

@@ -15,7 +15,12 @@ from nodes.vote import Vote
 
 
 def test_classify_records_both_voters_and_resets_the_turn(voters) -> None:  # type: ignore[no-untyped-def]
-    before = {"query": " 屏幕\x00碎了保修吗 ", "docs": [{"chunk_id": "old"}], "reasons": ["vote:agree"], "route": "auto"}
+    before = {
+        "query": " 屏幕\x00碎了保修吗 ",
+        "docs": [{"chunk_id": "old"}],
+        "reasons": ["vote:agree"],
+        "route": "auto",
+    }
     out = Classify(voters, max_query_chars=5)(before)  # type: ignore[arg-type]
     assert out["query"] == "屏幕 碎了"  # control char replaced, stripped, capped at 5
     # the previous turn's reasons are replaced, not appended to (the reducer is bypassed once, at the turn's start)
