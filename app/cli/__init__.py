@@ -12,6 +12,7 @@ import typer
 from app.cli.common import STATE as _state
 from app.cli.common import assistant as _assistant
 from app.cli.common import comma_list as _comma_list
+from app.cli.common import option_pairs
 from app.cli.common import print_json as _print_json
 from app.cli.common import run as _run
 from app.cli.common import settings as _settings
@@ -115,9 +116,16 @@ def ask(
     query: str,
     thread: Annotated[str | None, typer.Option(help="thread id (default: new)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", help="a per-run option NAME=VALUE (graph/options.py), e.g. -o top_k=5 -o llm=false"
+        ),
+    ] = None,
 ) -> None:
     """Ask one question through the graph."""
-    answer = _run(lambda: _assistant().ask(query, thread_id=thread))
+    options = _run(lambda: option_pairs(option or []))
+    answer = _run(lambda: _assistant().ask(query, thread_id=thread, options=options))
     out = answer.summary() | {
         "filter_used": answer.filter_used,
         "widened": answer.widened,
@@ -129,15 +137,15 @@ def ask(
         return
     typer.echo(f"labels: {', '.join(answer.labels) or '-'}  decision: {answer.decision}  route: {answer.route}")
     typer.echo(f"path: {' → '.join(answer.path)}  reasons: {', '.join(answer.reasons)}")
+    if answer.answer:  # a provisional answer is given now, its review follows
+        typer.echo(f"docs: {', '.join(d['doc_id'] for d in answer.docs)}")
+        typer.echo(answer.answer)
     if answer.pending_review:
         typer.echo(
             f"waiting for review (thread {answer.thread_id}); candidates: "
             + ", ".join(row["label"] for row in answer.review.get("candidates", []))
         )
         typer.echo(f"resolve with: labelgate review resolve {answer.thread_id} --labels <a,b> --reviewer <name>")
-        return
-    typer.echo(f"docs: {', '.join(d['id'] for d in answer.docs)}")
-    typer.echo(answer.answer)
 
 
 @review_app.command("list")

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import typer
 
 from app.core.config import Settings, load_settings
-from app.core.errors import LabelgateError
+from app.core.errors import InputError, LabelgateError
 
 T = TypeVar("T")
 STATE: dict[str, Any] = {}
@@ -32,6 +32,21 @@ def run(fn: Callable[[], T]) -> T:
 def comma_list(text: str) -> list[str]:
     """The items of a comma-separated option (a full-width '，' counts too), stripped, empty ones dropped."""
     return [item.strip() for item in text.replace("，", ",").split(",") if item.strip()]
+
+
+def option_pairs(items: list[str]) -> dict[str, Any]:
+    """`--option NAME=VALUE` pairs as the mapping graph/options.py validates: VALUE is read as JSON where it parses
+    (5, 0.3, false), else as text (before_answer)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--option takes NAME=VALUE (e.g. top_k=5), not {item!r}")
+        try:
+            options[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[name.strip()] = raw.strip()
+    return options
 
 
 def print_json(value: Any, out: Path | None = None) -> None:

@@ -59,7 +59,8 @@ def create_server(assistant: Any, token: str) -> Any:
         if not isinstance(query, str):
             raise InputError("'query' (string) is required")
         thread_id, user = _optional_id(data, "thread_id"), _optional_id(data, "user")
-        answer = await run_in_threadpool(lambda: assistant.ask(query, thread_id, user=user))
+        options = data.get("options")  # per-run options (graph/options.py); validated by ask: a 400 names the field
+        answer = await run_in_threadpool(lambda: assistant.ask(query, thread_id, user=user, options=options))
         return JSONResponse(answer.summary())
 
     async def reviews(request: Request) -> Response:

@@ -126,3 +126,14 @@ def test_serve_refuses_a_non_loopback_address_without_a_token(monkeypatch: pytes
     monkeypatch.delenv("LABELGATE_REVIEW_TOKEN", raising=False)
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8099"])
     assert result.exit_code == 2 and "LABELGATE_REVIEW_TOKEN" in result.output
+
+
+def test_ask_takes_per_run_options(client) -> None:  # type: ignore[no-untyped-def]
+    one = client.post("/v1/ask", json={"query": AUTO, "options": {"top_k": 1}}).json()
+    every = client.post("/v1/ask", json={"query": AUTO}).json()
+    assert "option:top_k=1" in one["reasons"] and not any(r.startswith("option:") for r in every["reasons"])
+    assert one["answer"].count("\n[") == 1 < every["answer"].count("\n[")  # no LLM: the answer lists the passages
+    response = client.post("/v1/ask", json={"query": AUTO, "options": {"top_k": 0}})
+    assert response.status_code == 400 and "top_k" in response.json()["error"]
+    response = client.post("/v1/ask", json={"query": AUTO, "options": ["top_k", 1]})
+    assert response.status_code == 400 and "run options" in response.json()["error"]
