@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -31,6 +32,29 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def taxonomy() -> Taxonomy:
     return Taxonomy.load(ROOT / "data" / "taxonomy.yaml")
+
+
+# Tests that start a server process or thread (uvicorn, `langgraph dev`, `chroma run`), Chromium, or a throwaway
+# PostgreSQL carry the markers `server`, `browser`, `postgres` (pyproject): `make test` runs them all, `make test-unit`
+# only the fast rest. Those that get one through these session fixtures are marked here, so none can be forgotten; the
+# parametrised backends mark their server/postgres param (pytest.param marks), the rest mark themselves.
+MARKED_BY_FIXTURE = {"chroma_server_url": "server", "postgres_server": "postgres", "postgres_url": "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker in sorted({name for fixture, name in MARKED_BY_FIXTURE.items() if fixture in used}):
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+def require_or_skip(env_var: str, reason: str) -> NoReturn:
+    """A test whose outside need (a browser, a database, a server) is missing: skipped with the reason, or failed
+    where `env_var`=1 says it must run (CI sets LABELGATE_REQUIRE_BROWSER/_POSTGRES/_CHROMA in .ci/run)."""
+    if os.environ.get(env_var) == "1":
+        pytest.fail(f"{env_var}=1 but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +105,7 @@ def postgres_server() -> Iterator[str]:
                 raise LocalServerError("psycopg is not installed: pip install 'labelgate[postgres]'")
             url = stack.enter_context(local_postgres())
         except LocalServerError as exc:
-            if os.environ.get("LABELGATE_REQUIRE_POSTGRES") == "1":
-                pytest.fail(f"LABELGATE_REQUIRE_POSTGRES=1 but there is no local PostgreSQL: {exc}")
-            pytest.skip(f"no local PostgreSQL: {exc}")
+            require_or_skip("LABELGATE_REQUIRE_POSTGRES", f"there is no local PostgreSQL: {exc}")
         yield url
 
 
@@ -97,7 +119,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     drop_database(postgres_server, url)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """The test settings on each checkpoint/feedback backend: SQLite files in home, or LABELGATE_DATABASE_URL."""
     if request.param == "sqlite":

@@ -133,6 +133,27 @@ def bench_gate(out: OutOption = None, split: SplitOption = "test") -> None:
     print_json(run(go), out)
 
 
+@bench_app.command("log")
+def bench_log(
+    out: OutOption = None,
+    split: SplitOption = "test",
+    queries: Annotated[int, typer.Option(min=1, help="at most this many queries of the split")] = 100,
+) -> None:
+    """CPU cost of the decision log: recorder callbacks per ask and writer inserts per row, against their targets
+    (exit 1 when a figure misses its target)."""
+    from app.ops.eval.latency import bench_decision_log
+
+    def go() -> dict[str, Any]:
+        components = _components(llm=False)
+        return bench_decision_log(components, [ex.text for ex in _split(components, split)][:queries])
+
+    report = run(go)
+    print_json(report, out)
+    if not report["ok"]:
+        typer.echo("error: the decision log missed its CPU targets (see the report)", err=True)
+        raise typer.Exit(1)
+
+
 @bench_app.command("extract")
 def bench_extract(
     out: OutOption = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -85,10 +84,11 @@ def test_a_failed_write_or_a_full_queue_loses_rows_with_a_warning(tmp_path: Path
         store._insert = stuck  # type: ignore[method-assign]
         store.record(log_row(0.0, "first", "屏幕", "auto"))
         assert inside.wait(5)  # the writer is stuck on that row: the queue (3) fills, the rest is dropped
-        started = time.perf_counter()
         for i in range(20):
             store.record(log_row(float(i), f"y{i}", "屏幕", "auto"))
-        assert time.perf_counter() - started < 2 and store.dropped == 1 + 20 - 3  # record never blocks
+        # record never blocks: a record that waited for room would wait until the writer is released, and nothing
+        # would be dropped; here 17 of the 20 are dropped while the writer is still stuck on its first row
+        assert store.dropped == 1 + 20 - 3 and not release.is_set() and store.written == 0
         assert "queue full" in caplog.text and "INSERT" not in caplog.text  # no SQL or query text in the log
         release.set()
     store.close()
@@ -106,19 +106,15 @@ def test_bad_urls_and_missing_logs_are_clear_errors(tmp_path: Path) -> None:
     memory.close()
 
 
-def test_the_writer_costs_a_fraction_of_a_millisecond_per_row(tmp_path: Path) -> None:
-    """CPU time of the writer thread's inserts (off the query's thread): one row per transaction, then a batch."""
+def test_the_writer_inserts_rows_one_by_one_and_in_a_batch(tmp_path: Path) -> None:
+    """The two ways the writer thread inserts (its CPU cost per row is `labelgate bench log`'s figure)."""
     store = DecisionLog(f"sqlite:///{tmp_path / 'd.sqlite'}")
     rows = [log_row(float(i), f"t{i}", "屏幕", "auto") for i in range(200)]
-    started = time.thread_time()
     for row in rows[:100]:
         store._insert([row])
-    single = (time.thread_time() - started) / 100 * 1000
-    started = time.thread_time()
     store._insert(rows[100:])
-    batched = (time.thread_time() - started) / 100 * 1000
-    print(f"writer: {single:.3f} ms CPU per row one at a time, {batched:.3f} ms in a batch of 100")
-    assert store.written == 200 and single < 2.0 and batched <= single
+    assert store.written == 200 and store.dropped == 0
+    assert [r.thread_id for r in store.rows(since=0, until=1e12)] == [f"t{i}" for i in range(200)]
     store.close()
 
 

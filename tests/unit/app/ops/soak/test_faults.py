@@ -10,7 +10,7 @@ import pytest
 from app.core.config import Settings
 from app.ops.soak import SoakResult
 from app.ops.soak.outcome import BOUND, Outcome
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def test_every_llm_fault_falls_back_with_its_reason_in_time(scratch: Settings) -
     assert "OpenAIConnectionError" in by["llm_refused:answer"]
 
 
+@pytest.mark.server  # `chroma run`, stalled behind a proxy, then stopped
 def test_chroma_faults_fall_back_or_name_the_fix(scratch: Settings) -> None:
     from app.ops.soak.faults import chroma_faults
 
@@ -48,10 +49,13 @@ def test_chroma_faults_fall_back_or_name_the_fix(scratch: Settings) -> None:
         by["chroma_unreachable_at_start"].outcome
     )
     assert by["chroma_collection_dropped"].outcome == "retrieve_failed:kb_unavailable"
-    if "chroma_stalled_mid_session" in by:  # the `chroma` CLI is installed (else that part is reported skipped)
-        stalled = by["chroma_stalled_mid_session"]
-        assert stalled.outcome == "retrieve_failed:kb_unavailable" and stalled.seconds < scratch.chroma_timeout + 5
-        assert by["chroma_answers_again"].ok
+    if "chroma_stalled_mid_session" not in by:  # no `chroma run` server could be started: chroma_faults says why
+        why = by["chroma_stopped_mid_session"].outcome
+        require_or_skip("LABELGATE_REQUIRE_CHROMA", f"the stalled-Chroma fault did not run ({why})")
+    stalled = by["chroma_stalled_mid_session"]
+    assert stalled.outcome == "retrieve_failed:kb_unavailable" and stalled.seconds < scratch.chroma_timeout + 5
+    assert by["chroma_answers_again"].ok and by["chroma_answers_again"].problem == ""
+    assert by["chroma_stopped_mid_session"].outcome == "retrieve_failed:kb_unavailable"
 
 
 def test_missing_or_corrupt_model_files_are_errors_naming_the_command(scratch: Settings) -> None:
