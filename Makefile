@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 export LANGSMITH_TRACING ?= false
 
-.PHONY: demo test test-slow smoke soak models train index install browser postgres lint docs clean
+.PHONY: demo test test-unit test-slow smoke soak models train index install browser postgres lint docs clean
 
 # pytest exit code 5 means "no tests collected": not a failure of the suite's setup, but report it.
 PYTEST = $(BIN)/python -m pytest
@@ -62,6 +62,10 @@ demo: index
 
 test: install browser postgres
 	$(PYTEST) tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; fi; exit $$rc
+
+# The fast unit tests only: no real models, servers, Chromium or PostgreSQL (`make test` runs those too).
+test-unit: install
+	$(PYTEST) tests -q -m "not slow and not server and not browser and not postgres"; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; fi; exit $$rc
 
 test-slow: train
 	$(PYTEST) tests -q -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no slow tests collected"; rc=0; fi; exit $$rc

@@ -17,7 +17,7 @@ from app.core.voters.encoders import HFEncoder
 from nodes.retrieve import Retrieve
 
 
-@pytest.fixture(params=["embedded", "server"])
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
 def chroma_client(request: pytest.FixtureRequest, settings):  # type: ignore[no-untyped-def]
     """Overrides conftest's client: every test here, and the `kb` fixture, runs on both backends. The server client
     comes from the settings alone (LABELGATE_CHROMA_URL), as in production."""
@@ -254,6 +254,7 @@ def test_an_unreachable_server_is_a_clear_error_within_the_timeout(settings) -> 
         make_client(settings.model_copy(update={"chroma_url": "ftp://somewhere"}))
 
 
+@pytest.mark.server
 def test_a_server_that_stops_while_serving_fails_retrieval_cleanly(  # type: ignore[no-untyped-def]
     settings, tmp_path: Path, tiny_encoder_dir, taxonomy
 ) -> None:

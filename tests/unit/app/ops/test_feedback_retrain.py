@@ -19,7 +19,7 @@ KEYS = ("macro_f1_A", "macro_f1_B", "auto_precision", "auto_coverage")
 scores_st = st.fixed_dictionaries({key: st.floats(0, 1) for key in KEYS})
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def feedback_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new store's URL: a SQLite file in a directory that does not exist yet, or the one a LABELGATE_DATABASE_URL
     derives (postgresql:// → postgresql+psycopg://)."""

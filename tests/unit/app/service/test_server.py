@@ -99,6 +99,7 @@ def test_bad_bodies_and_resolves(client) -> None:  # type: ignore[no-untyped-def
     assert client.get("/v1/reviews", headers=AUTH).json()["pending"][0]["thread_id"] == "t-p"  # still waiting
 
 
+@pytest.mark.server  # uvicorn on a free localhost port
 def test_concurrent_http_callers_get_their_own_threads(assistant) -> None:  # type: ignore[no-untyped-def]
     import httpx
 

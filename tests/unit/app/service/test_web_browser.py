@@ -26,9 +26,13 @@ DRIVER = shutil.which("chromedriver")
 
 if not (CHROMIUM and DRIVER) and os.environ.get("LABELGATE_REQUIRE_BROWSER") == "1":
     raise RuntimeError("LABELGATE_REQUIRE_BROWSER=1 but chromium/chromedriver are missing: run `make browser`")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="needs Debian chromium + chromium-driver (make test installs them)"
-)
+BROWSER = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs Debian chromium + chromium-driver (make test installs them)"
+    ),
+]
+pytestmark = BROWSER
 
 
 def _free_port() -> int:
@@ -82,6 +86,7 @@ def open_page(browser, url: str, text: str) -> None:  # type: ignore[no-untyped-
     WebDriverWait(browser, 15).until(lambda _: text in browser.page_source)
 
 
+@pytest.mark.server  # uvicorn serves the review page Chromium drives
 def test_review_page_in_chromium(served, browser, components) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec

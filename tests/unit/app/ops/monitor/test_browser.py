@@ -8,7 +8,9 @@ from datetime import UTC
 from pathlib import Path
 
 from tests.unit.app.ops.monitor.test_monitor_report import HOSTILE, NOW, shifted_log, store  # noqa: F401 (fixture)
-from tests.unit.app.service.test_web_browser import ROOT, browser, open_page, pytestmark  # noqa: F401 (the fixture and skip rule)
+from tests.unit.app.service.test_web_browser import BROWSER, ROOT, browser, open_page  # noqa: F401 (the fixture)
+
+pytestmark = BROWSER  # the browser marker and its skip rule
 
 
 def test_report_in_chromium(settings, store, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

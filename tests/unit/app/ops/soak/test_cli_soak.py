@@ -49,6 +49,7 @@ def test_a_failing_script_exits_1_after_the_summary_line(monkeypatch: pytest.Mon
     assert report["summary"] == last and report["results"][0]["figures"] == {"threads": 3, "quick": True}
 
 
+@pytest.mark.server  # the quick load script also drives uvicorn over HTTP
 def test_quick_load_on_a_home_without_voters_uses_tiny_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key, value in {
         "DATA_DIR": tiny_data(tmp_path),

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.core.config import Settings
 from app.ops.soak import COUNTERS
 from app.ops.soak.load import FIELDS, Tally, _caller, run
 
 
+@pytest.mark.server  # the HTTP channel: uvicorn on localhost
 def test_small_load_over_python_and_http_has_no_errors_or_leaks(soak_source: Settings, tmp_path: Path) -> None:
     result = run(soak_source, tmp_path / "load", quick=True, callers=4, per_caller=5)
     assert result.counters == dict.fromkeys(COUNTERS, 0), result.figures
@@ -49,6 +52,7 @@ def test_the_per_thread_check_counts_a_leaked_answer_or_review() -> None:
     assert len(tally.samples) == 2
 
 
+@pytest.mark.server  # the HTTP channel: uvicorn on localhost
 def test_the_time_bound_stops_callers_between_turns(soak_source: Settings, tmp_path: Path) -> None:
     result = run(soak_source, tmp_path / "load", quick=True, callers=2, per_caller=50, budget_s=0.0)
     assert result.counters == dict.fromkeys(COUNTERS, 0), result.figures
