@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("LABELGATE_HOME") or ROOT / ".labelgate")  # trained voters (make train index)
 TOKEN = "server-test-token"
