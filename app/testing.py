@@ -1,13 +1,23 @@
-"""Test doubles shipped with the package: a tiny random-init BERT encoder with a character tokenizer, and a local
-stand-in for the LangSmith API."""
+"""Every test double in one place (tests, soaks and benchmarks import them from here): a tiny random-init BERT
+encoder with a character tokenizer, keyword voters with known answers, bag-of-characters text encoders, fake chat
+models (scripted replies, a timing-out one), and a local stand-in for the LangSmith API. Built on the core only
+(an import-linter contract)."""
 
 from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from app.core.taxonomy import Taxonomy
+    from app.core.voters.base import Voter
 
 DEFAULT_CHARS = (
     "我的手机屏幕裂了保修可以换吗电池活动优惠以旧换新套餐推荐物流配送投诉态度差其他天气怎么样碎坏维修进度退货款"
@@ -156,3 +166,80 @@ class FakeLangSmith:
                 elif isinstance(value, dict):
                     run.update(value)
         return sorted(runs.values(), key=lambda run: str(run.get("start_time")))
+
+
+def keyword_voter(name: str, taxonomy: Taxonomy, keywords: dict[str, list[str]]) -> Voter:
+    """A deterministic voter double: logit +4 for a label whose keyword occurs (parents follow), else -4."""
+    import numpy as np
+
+    from app.core.voters.base import Voter
+
+    def logits(texts: Sequence[str]) -> np.ndarray:
+        out = np.full((len(texts), len(taxonomy.ids)), -4.0, dtype=np.float32)
+        for i, text in enumerate(texts):
+            for label, words in keywords.items():
+                if any(w in text for w in words):
+                    out[i, taxonomy.index(label)] = 4.0
+                    out[i, taxonomy.index(taxonomy.coarse_of(label))] = 4.0
+        return out
+
+    return Voter(name, "test-1", taxonomy.ids, logits, thresholds=dict.fromkeys(taxonomy.ids, 0.5))
+
+
+class CharEncoder:
+    """Bag-of-characters vectors (hashed into `dim` dims, L2-normalised): texts sharing characters are alike; counts
+    the texts of each encode call."""
+
+    def __init__(self, spec: str = "char-bag", dim: int = 64) -> None:
+        self.spec, self.dim = spec, dim
+        self.calls: list[int] = []  # texts per encode call
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for char in text:
+                out[row, zlib.crc32(char.encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class RandomCharEncoder:
+    """Each character a fixed random unit vector (seeded by the character and the spec), summed and normalised: two
+    specs give two different encoders of the same texts."""
+
+    def __init__(self, spec: str, dim: int = 48) -> None:
+        self.spec, self.dim = spec, dim
+
+    def _char(self, ch: str) -> np.ndarray:
+        import numpy as np
+
+        return np.random.default_rng(ord(ch) * 7919 + len(self.spec)).standard_normal(self.dim)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        out = np.array([sum((self._char(c) for c in t), np.zeros(self.dim)) for t in texts], dtype=np.float32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def fake_chat(*replies: str) -> GenericFakeChatModel:
+    """A chat model that answers with `replies`, one per call, in order."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+
+
+def failing_chat(error: Exception | None = None) -> GenericFakeChatModel:
+    """A chat model whose every call raises `error` (default: a timeout), as an unreachable LLM does."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    failure = error or TimeoutError("llm timed out")
+
+    class FailingChat(GenericFakeChatModel):
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            raise failure
+
+    return FailingChat(messages=iter([]))

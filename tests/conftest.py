@@ -21,6 +21,7 @@ os.environ["LANGSMITH_TRACING"] = "false"
 
 from app.core.config import Settings
 from app.core.taxonomy import Taxonomy
+from app.testing import keyword_voter
 
 # Property tests run on 2 shared CPU cores in CI: a slow example is not a failure (time limits live in benchmarks).
 hypothesis_settings.register_profile("labelgate", deadline=None)
@@ -142,24 +143,6 @@ KEYWORDS_A = {
     "其他": ["天气", "股票"],
 }
 KEYWORDS_B = {**KEYWORDS_A, "维修进度": ["进度", "修好"], "电池": ["电池"], "虚假宣传": ["宣传"]}
-
-
-def keyword_voter(name: str, taxonomy: Taxonomy, keywords: dict[str, list[str]]):  # type: ignore[no-untyped-def]
-    """A deterministic voter double: logit +4 for a label whose keyword occurs (parents follow), else -4."""
-    import numpy as np
-
-    from app.core.voters.base import Voter
-
-    def logits(texts):  # type: ignore[no-untyped-def]
-        out = np.full((len(texts), len(taxonomy.ids)), -4.0, dtype=np.float32)
-        for i, text in enumerate(texts):
-            for label, words in keywords.items():
-                if any(w in text for w in words):
-                    out[i, taxonomy.index(label)] = 4.0
-                    out[i, taxonomy.index(taxonomy.coarse_of(label))] = 4.0
-        return out
-
-    return Voter(name, "test-1", taxonomy.ids, logits, thresholds=dict.fromkeys(taxonomy.ids, 0.5))
 
 
 @pytest.fixture()

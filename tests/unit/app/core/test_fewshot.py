@@ -4,11 +4,8 @@ character-count encoder double and a SQLite feedback store (provenance rules, ne
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,28 +23,12 @@ from app.core.fewshot import (
     third_opinion,
     top_k,
 )
+from app.testing import CharEncoder
 
 LABELS = ["屏幕", "电池", "保修政策", "活动优惠", "其他"]
 sims = st.floats(min_value=-1.0, max_value=1.0, allow_nan=False)
 label_sets = st.lists(st.sampled_from(LABELS), min_size=1, max_size=3, unique=True)
 neighbour_lists = st.lists(st.tuples(label_sets, sims), min_size=1, max_size=12)
-
-
-class CharEncoder:
-    """Bag-of-characters vectors (hashed into 64 dims, L2-normalised): texts sharing characters are alike."""
-
-    spec, dim = "char-bag", 64
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []  # texts per encode call
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls.append(len(texts))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for char in text:
-                out[row, zlib.crc32(char.encode()) % self.dim] += 1.0
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 # ---- top-k ----------------------------------------------------------------------------------------------------------

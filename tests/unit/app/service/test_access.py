@@ -16,6 +16,7 @@ from app.core.errors import ConfigError, InputError, ReviewError
 from app.core.feedback import SOURCES, TRAINING_SOURCES, FeedbackStore
 from app.service.api import Assistant
 from app.service.web import COOKIE, AssistantBackend, create_app
+from app.testing import fake_chat
 from tests.conftest import ROOT
 
 TOKEN = "access-test-token"
@@ -96,8 +97,6 @@ def test_no_token_refuses_a_review_server_beyond_loopback(tmp_path: Path, monkey
 
 
 def test_every_feedback_row_names_who_confirmed_it(components) -> None:  # type: ignore[no-untyped-def]
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-    from langchain_core.messages import AIMessage
 
     store = components.feedback
     for source in SOURCES:
@@ -107,7 +106,7 @@ def test_every_feedback_row_names_who_confirmed_it(components) -> None:  # type:
     with pytest.raises(InputError, match="source"):
         store.add(thread_id="t", query="屏幕碎了", labels=["屏幕"], source="llm", reviewer="qwen")  # the LLM alone
     replies = ['{"labels": ["活动优惠"]}', "活动见 [D4]", '{"labels": ["屏幕"]}', "请稍候", "好的"]
-    llm = GenericFakeChatModel(messages=iter([AIMessage(text) for text in replies]))
+    llm = fake_chat(*replies)
     assistant = Assistant(dataclasses.replace(components, llm=llm))
     by_rule = assistant.ask("宣传单上的活动")  # the voters disagree (B: 虚假宣传); LLM 活动优惠, the promo rule agrees
     assert by_rule.label_source == "llm+rules", by_rule

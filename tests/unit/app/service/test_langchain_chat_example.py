@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 
 import app.service.lc.chat_example as example
 from app.service.lc import LabelGateRetriever
+from app.testing import fake_chat
 
 ROOT = Path(__file__).resolve().parents[4]
 SEED = "我的手机屏幕裂了，保修可以换吗？"
@@ -36,7 +36,7 @@ def test_the_readme_shows_the_example_verbatim() -> None:
 
 def test_the_chain_answers_from_the_gated_docs_with_their_ids(components) -> None:  # type: ignore[no-untyped-def]
     reply = "屏幕损坏属于保修范围，可免费更换一次 [D1]。"
-    llm = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
+    llm = fake_chat(reply)
     prompts = Prompts()
     retriever = LabelGateRetriever(components=components, k=3)
     assert example.chat_chain(retriever, llm).invoke(SEED, {"callbacks": [prompts]}) == reply

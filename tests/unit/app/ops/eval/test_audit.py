@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from app.core.config import Settings
 from app.core.errors import DataError, MissingExtraError
 from app.ops.eval import audit_math as am
 from app.ops.eval.audit import REPORT_KEYS, AuditVoter, run_audit
+from app.testing import RandomCharEncoder
 from tests.conftest import write_jsonl
 
 pytest.importorskip("cleanlab")
@@ -39,21 +39,10 @@ VOCAB = {"屏幕": "屏裂碎花亮触显闪", "电池": "电池充耗鼓续航�
 RARE = "冷门罕见稀少"
 
 
-class CharEncoder:
-    """A deterministic bag-of-characters encoder: each character a fixed random unit vector, summed and normalised."""
-
-    def __init__(self, spec: str, dim: int = 48) -> None:
-        self.spec, self.dim = spec, dim
-
-    def _char(self, ch: str) -> np.ndarray:
-        return np.random.default_rng(ord(ch) * 7919 + len(self.spec)).standard_normal(self.dim)
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.array([sum((self._char(c) for c in t), np.zeros(self.dim)) for t in texts], dtype=np.float32)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-
-VOTERS = [AuditVoter("A", CharEncoder("fake-a"), "weight"), AuditVoter("B", CharEncoder("fake-b"), "weight_b")]
+VOTERS = [
+    AuditVoter("A", RandomCharEncoder("fake-a"), "weight"),
+    AuditVoter("B", RandomCharEncoder("fake-b"), "weight_b"),
+]
 
 
 def _text(rng: random.Random, label: str) -> str:
