@@ -39,7 +39,8 @@ class Retrieve:
                 if len({hit.id for found in stage_hits for _, hit in found}) >= top_k:
                     break
             searched_all = any(stage.labels == () for stage in stages[: len(stage_hits)])
-            admit_dense = self.soft and not searched_all  # one more (unfiltered) query: ~3 ms at 100k chunks
+            # one more (unfiltered) query, ~3 ms at 100k chunks: only when it can admit something
+            admit_dense = self.soft and not searched_all and self.kb.has_machine_labels()
             unfiltered = self.kb.search(vector, partitions=None, n=fetch_k) if admit_dense else []
         except KnowledgeBaseError as exc:
             log.warning("retrieval failed: %s", exc)

@@ -103,6 +103,7 @@ class KnowledgeBase:
     client: Any = None
     ef_search: int = PARTITION_EF_SEARCH  # of the partitions: searched nearly exhaustively (they are small)
     _parts: dict[str, Any] = field(default_factory=dict)
+    _machine: dict[str, bool] = field(default_factory=dict)  # generation → has machine-labelled chunks
     alias: str | None = None  # the name whose index pointer this KB follows (app/core/kb_generations.py); None: fixed
     _followed: float = field(default_factory=time.monotonic)
 
@@ -159,6 +160,20 @@ class KnowledgeBase:
                 f"run `labelgate index` ({exc})"
             )
         return KnowledgeBaseError(f"Chroma query on {self.collection.name!r} failed: {exc}")
+
+    def has_machine_labels(self) -> bool:
+        """Whether any chunk's labels were given by a machine (the voters, at index time). Soft gating admits only
+        those past the filter (app/core/softgate.py `admissible`), so without any its unfiltered query is skipped.
+        Read once per generation (and again after `index` writes into this one)."""
+        self._follow()
+        name = self.collection.name
+        if name not in self._machine:
+            try:
+                got = self.collection.get(where={"label_source": {"$ne": "given"}}, limit=1, include=[])
+            except Exception as exc:
+                raise self._query_error(exc) from exc
+            self._machine[name] = bool(got["ids"])
+        return self._machine[name]
 
     def _partition(self, label: str) -> Any:
         if label not in self._parts:
@@ -244,6 +259,7 @@ class KnowledgeBase:
         self._leave((cid, set(old[cid][1])) for cid in stale)
         for start in range(0, len(stale), batch_size):
             self.collection.delete(ids=stale[start : start + batch_size])
+        self._machine.pop(self.collection.name, None)  # label sources may have changed: read again
         return counts | {"deleted": len(stale), "unchanged": counts["chunks"] - counts["upserted"]}
 
     def _rows(

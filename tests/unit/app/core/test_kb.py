@@ -112,16 +112,25 @@ def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, tax
 
     state = {"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []}
     hard = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, soft=False)(state)
-    given = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)  # every doc labelled by its author: the filter holds
+    search, unfiltered = kb.search, []
+
+    def counted(vector, *, partitions, n):  # type: ignore[no-untyped-def]
+        unfiltered.extend([n] if partitions is None else [])
+        return search(vector, partitions=partitions, n=n)
+
+    monkeypatch.setattr(kb, "search", counted)
+    assert not kb.has_machine_labels()  # every doc labelled by its author: the filter holds, nothing to admit
+    given = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)
     hard_ids = [d["chunk_id"] for d in hard["docs"]]
     assert [d["chunk_id"] for d in given["docs"]] == hard_ids and given["filter_used"]["admitted"] == 0
-    search = kb.search
+    assert unfiltered == []  # and the unfiltered query, which could admit nothing, is not made
 
     def machine_labelled(vector, *, partitions, n):  # type: ignore[no-untyped-def]
         hits = search(vector, partitions=partitions, n=n)
         return [dataclasses.replace(h, label_source="voters", label_confidence=0.4) for h in hits]
 
     monkeypatch.setattr(kb, "search", machine_labelled)
+    monkeypatch.setattr(kb, "has_machine_labels", lambda: True)
     soft = Retrieve(kb, taxonomy, top_k=3, fetch_k=6)(state)
     soft_ids = [d["chunk_id"] for d in soft["docs"]]
     assert soft_ids[: len(hard_ids)] == hard_ids  # admitting never drops or reorders the filtered candidates
@@ -130,6 +139,14 @@ def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, tax
     assert len(admitted) == soft["filter_used"]["admitted"] > 0 == hard["filter_used"]["admitted"]
     assert f"admitted_unfiltered:{len(admitted)}" in soft["reasons"]
     assert all(d["label_source"] == "voters" and d["label_confidence"] == 0.4 for d in soft["docs"])
+
+
+def test_the_kb_knows_whether_a_machine_labelled_any_chunk(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    assert not kb.has_machine_labels()
+    kb.index([Doc("M", "电池换新。", ())], taxonomy, chunk_chars=50, labeler=lambda texts: [["电池"] for _ in texts])
+    assert kb.has_machine_labels()  # read again after the index wrote into this generation
+    kb.index([Doc("M", "电池换新。", ("电池",))], taxonomy, chunk_chars=50)  # its author labels it now
+    assert not kb.has_machine_labels()
 
 
 def test_partition_search_equals_the_metadata_filter(kb, taxonomy) -> None:  # type: ignore[no-untyped-def]
