@@ -77,10 +77,16 @@ def parse_options(raw: RunOptions | Mapping[str, Any] | None) -> RunOptions:
         raise InputError(f"invalid run options: {problems}") from None
 
 
-def options_of(runtime: Any) -> RunOptions:
-    """The run's options from the Runtime LangGraph passes a node (none, a dict or a RunOptions)."""
+def options_of(runtime: Any, config: Mapping[str, Any] | None = None) -> RunOptions:
+    """The run's options: the Runtime's context (none, a dict or a RunOptions), else the option fields of the run
+    config's `configurable` (the pre-0.6 `config_schema` way; `thread_id` and the like are not options)."""
     context = getattr(runtime, "context", None)
-    return context if isinstance(context, RunOptions) else parse_options(context)
+    if isinstance(context, RunOptions):
+        return context
+    if context is None and config is not None:
+        configurable = config.get("configurable") or {}
+        context = {k: v for k, v in configurable.items() if k in RunOptions.model_fields} or None
+    return parse_options(context)
 
 
 def option_reasons(options: RunOptions) -> list[str]:

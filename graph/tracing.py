@@ -186,7 +186,7 @@ class Traced:
 
     def __call__(self, state: State, config: RunnableConfig, runtime: Runtime[Any] | None = None) -> dict[str, Any]:
         """`runtime.context` holds the run's options (graph/options.py), passed to nodes that take `options`."""
-        kwargs: dict[str, Any] = {"options": options_of(runtime)} if self.takes_options else {}
+        kwargs: dict[str, Any] = {"options": options_of(runtime, config)} if self.takes_options else {}
         try:
             update = self.node(state, config, **kwargs) if self.takes_config else self.node(state, **kwargs)
         except GraphInterrupt as paused:

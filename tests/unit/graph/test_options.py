@@ -119,3 +119,5 @@ def test_the_compiled_graph_takes_options_as_its_context(components) -> None:  #
     again = assistant.graph.invoke({"query": SEED}, config)  # the next run on the thread: settings again, reasons reset
     assert len(again["docs"]) == 3 and not any(r.startswith("option:") for r in again["reasons"])
     assert assistant.graph.builder.context_schema is RunOptions
+    configured = {"configurable": {"thread_id": "cfg", "top_k": 1}}  # the pre-0.6 way: options in the run config
+    assert len(assistant.graph.invoke({"query": SEED}, configured)["docs"]) == 1
