@@ -40,10 +40,11 @@ class Seen(BaseCallbackHandler):
 
 def answer(reply: str, docs: list[Any] = DOCS, query: str = SEED, **state: Any) -> dict[str, Any]:
     llm = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
-    return Answer(llm)({"query": query, "docs": docs, "labels": ["屏幕"], "reasons": [], **state})
+    full: Any = {"query": query, "docs": docs, "labels": ["屏幕"], "reasons": [], **state}
+    return Answer(llm)(full)
 
 
-FINGERPRINT = [
+FINGERPRINT: list[Any] = [
     {
         "doc_id": "K7",
         "title": "换屏后指纹失灵",
@@ -146,9 +147,12 @@ def test_all_docs_stay_when_the_labels_are_unsure_or_none_matches() -> None:
     for unsure in ({"label_source": "provisional"}, {"label_source": "voters:coarse_unconfirmed"}, {}):
         state: Any = {"labels": ["售后"], **unsure}
         assert on_label(state, LABELLED) == LABELLED
-    assert on_label({"labels": ["售后"], "route": "confirmed", "label_source": "llm+rules"}, LABELLED) != LABELLED
-    assert on_label({"labels": ["投诉"], "label_source": "human"}, LABELLED[:2]) == LABELLED[:2]  # none shares one
-    assert on_label({"labels": [], "label_source": "voters"}, LABELLED) == LABELLED
+    confirmed: Any = {"labels": ["售后"], "route": "confirmed", "label_source": "llm+rules"}
+    assert on_label(confirmed, LABELLED) != LABELLED
+    reviewed: Any = {"labels": ["投诉"], "label_source": "human"}
+    assert on_label(reviewed, LABELLED[:2]) == LABELLED[:2]  # none shares one
+    unlabelled: Any = {"labels": [], "label_source": "voters"}
+    assert on_label(unlabelled, LABELLED) == LABELLED
 
 
 LABEL = st.sampled_from(["售后", "销售", "屏幕", "电池", "投诉"])
