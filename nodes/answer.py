@@ -142,6 +142,21 @@ def data_message(state: State, docs: list[DocRecord] | None = None) -> str:
     return f"<资料>\n{context}\n</资料>\n\n<问题>\n{_fenced(state['query'])}\n</问题>"
 
 
+def quotes(
+    query: str, answer: str, docs: list[DocRecord], cited: list[str], topic: Collection[str]
+) -> list[tuple[str, str, str]]:
+    """(doc id, sentence, why) to quote under an answer: the decisive sentence among the docs it cited, and the one
+    among all docs (they differ when the answer cites a doc that does not decide the question, e.g. advice next to
+    the policy); each only when `why_quote` finds the answer misses it."""
+    picks = [decisive_sentence(query, docs, cited, topic), decisive_sentence(query, docs, [], topic)]
+    out = []
+    for pick in dict.fromkeys(pick for pick in picks if pick is not None):
+        why = why_quote(answer, pick[1], cited)
+        if why is not None:
+            out.append((*pick, why))
+    return out
+
+
 class Answer:
     def __init__(self, llm: BaseChatModel | None, *, oos_label: str | None = None) -> None:
         self.llm = llm
@@ -193,16 +208,14 @@ class Answer:
             return passages | {"reasons": add_reasons(state, "answer:passages_llm_invalid_output")}
         cited = cited_ids(text, docs)
         topic = state.get("labels") or state.get("candidates", [])
-        quote = decisive_sentence(state["query"], docs, cited, topic)
-        why = why_quote(text, quote[1], cited) if quote is not None else None
-        if quote is not None and why is not None:
-            # the answer misses what the one doc sentence that decides the question says: quote it, cited
-            doc_id, sentence = quote
+        missed = quotes(state["query"], text, docs, cited, topic)
+        if missed:
+            # the answer misses what a doc sentence that decides the question says: quote it, cited
             return {
-                "answer": f"{text}\n\n资料原文 [{doc_id}]：{sentence}",
+                "answer": text + "".join(f"\n\n资料原文 [{doc_id}]：{sentence}" for doc_id, sentence, _ in missed),
                 "answer_kind": "llm",
-                "citations": list(dict.fromkeys([*cited, doc_id])),
-                "reasons": add_reasons(state, *reasons, f"{QUOTED}:{why}"),
+                "citations": list(dict.fromkeys([*cited, *(doc_id for doc_id, _, _ in missed)])),
+                "reasons": add_reasons(state, *reasons, *(f"{QUOTED}:{why}" for _, _, why in missed)),
             }
         if cited:
             return {"answer": text, "answer_kind": "llm", "citations": cited, "reasons": add_reasons(state, *reasons)}

@@ -18,6 +18,7 @@ from nodes.answer import (
     decisive_sentence,
     numbers,
     on_label,
+    quotes,
     substance,
     why_quote,
 )
@@ -65,9 +66,13 @@ def test_a_bare_yes_gets_the_decisive_sentence_quoted_and_cited() -> None:
     out = answer("可以。")
     assert out["answer"] == "可以。\n\n资料原文 [D2]：保修期内非人为损坏的屏幕可以免费维修。"
     assert out["citations"] == ["D2"] and out["reasons"] == [f"{QUOTED}:shorter"]
-    cited = answer("可以 [D1]")
-    assert cited["answer"].endswith("资料原文 [D1]：屏幕损坏属于保修范围；可免费更换一次。")
-    assert cited["citations"] == ["D1"]
+    cited = answer("可以 [D1]")  # the cited doc's sentence, then the one that matches the question best
+    d1, d2 = (
+        "资料原文 [D1]：屏幕损坏属于保修范围；可免费更换一次。",
+        "资料原文 [D2]：保修期内非人为损坏的屏幕可以免费维修。",
+    )
+    assert cited["answer"] == f"可以 [D1]\n\n{d1}\n\n{d2}"
+    assert cited["citations"] == ["D1", "D2"] and cited["reasons"] == [f"{QUOTED}:shorter"] * 2
 
 
 def test_an_answer_missing_the_sentences_period_or_negation_gets_it_quoted() -> None:
@@ -176,17 +181,32 @@ def test_on_label_keeps_an_ordered_nonempty_subset_and_drops_only_author_labelle
 
 
 @given(st.text(alphabet="可以不能非保修免费7天。，[]D12 ", max_size=40))
-def test_the_llm_text_always_leads_and_a_quote_follows_exactly_when_why_quote_says_so(reply: str) -> None:
+def test_the_llm_text_always_leads_and_quotes_follow_exactly_when_why_quote_says_so(reply: str) -> None:
     out = answer(reply)
     if out["answer_kind"] != "llm":
         return  # empty reply: the passages fallback
     assert out["answer"].startswith(reply.strip())
     cited = cited_ids(reply, DOCS)
-    decisive = decisive_sentence(SEED, DOCS, cited, ["屏幕"])
-    assert decisive is not None
-    why = why_quote(reply.strip(), decisive[1], cited)
-    assert out["reasons"] == ([f"{QUOTED}:{why}"] if why else [])
-    assert not why or out["answer"].endswith(f"资料原文 [{decisive[0]}]：{decisive[1]}")
+    picks = {decisive_sentence(SEED, DOCS, prefer, ["屏幕"]) for prefer in (cited, [])}
+    missed = [(*pick, why_quote(reply.strip(), pick[1], cited)) for pick in picks if pick is not None]
+    missed = [m for m in missed if m[2] is not None]
+    assert sorted(out["reasons"]) == sorted(f"{QUOTED}:{why}" for _, _, why in missed)
+    assert out["answer"].count("资料原文 [") == len(missed)
+    for doc_id, sentence, _ in missed:
+        assert f"资料原文 [{doc_id}]：{sentence}" in out["answer"] and doc_id in out["citations"]
+
+
+def test_an_answer_citing_a_doc_that_does_not_decide_the_question_gets_the_deciding_sentence_quoted() -> None:
+    query = "屏幕有亮点能换新机吗"
+    docs: list[Any] = [
+        {"doc_id": "A9", "title": "坏点", "text": "屏幕坏点影响使用的可以维修。", "labels": ["屏幕"]},
+        {"doc_id": "N1", "title": "新机亮点", "text": "签收 15 天内屏幕有亮点的，可换新机。", "labels": ["屏幕"]},
+    ]
+    reply = "屏幕坏点影响使用的，可以到门店维修 [A9]。"  # states what A9 says: no quote of A9
+    assert quotes(query, reply, docs, ["A9"], ["屏幕"]) == [("N1", docs[1]["text"], "number")]
+    out = answer(reply, docs, query)
+    assert out["reasons"] == [f"{QUOTED}:number"] and out["citations"] == ["A9", "N1"]
+    assert out["answer"] == reply + "\n\n资料原文 [N1]：签收 15 天内屏幕有亮点的，可换新机。"
 
 
 def test_substance_ignores_ids_spaces_and_punctuation() -> None:
