@@ -24,7 +24,7 @@ from app.core.fileio import yaml_entries
 from app.ops.eval.latency import percentiles
 from app.service.lc.gate import Gate
 from graph.state import DocRecord
-from nodes.answer import SOURCES_PREFIX, Answer
+from nodes.answer import QUOTED, SOURCES_PREFIX, Answer
 
 DocsMode = Literal["graph", "judged"]
 
@@ -149,6 +149,7 @@ def run_answer_eval(
             out = dict(assistant.graph.get_state(assistant._config(turn.thread_id)).values)
         times.append((time.perf_counter() - start) * 1000)
         shown = [d["doc_id"] for d in out.get("docs", [])]
+        reasons = out.get("reasons", [])
         row = judge(question, out.get("answer", ""), out.get("answer_kind", ""))
         if row["llm"]:
             row["unsupported_numbers"] = unsupported_numbers(out["answer"], [d["text"] for d in out.get("docs", [])])
@@ -159,7 +160,8 @@ def run_answer_eval(
                 **row,
                 "retrieved_cited_doc": bool(set(shown) & set(question.cite)),
                 "docs": shown,
-                "fallback_quoted": "answer:decisive_sentence_quoted" in out.get("reasons", []),
+                "fallback_quoted": next((r.removeprefix(QUOTED + ":") for r in reasons if r.startswith(QUOTED)), ""),
+                "off_label_left_out": any(r.startswith("answer:off_label_docs_left_out") for r in reasons),
                 "answer": out.get("answer", ""),
             }
         )
@@ -171,7 +173,7 @@ def run_answer_eval(
         return round(sum(bool(r.get(key)) for r in rows) / n, 4) if n else 0.0
 
     keys = ("worth_showing", "fact_stated", "cited_inline", "llm", "retrieved_cited_doc", "fallback_quoted",
-            "unsupported_numbers", "cited_distractor")  # fmt: skip
+            "unsupported_numbers", "cited_distractor", "off_label_left_out")  # fmt: skip
     return {
         "docs": docs,
         "questions": n,

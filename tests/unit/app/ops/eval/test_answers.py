@@ -79,7 +79,7 @@ def test_both_modes_score_the_answers(components: Any, docs: str) -> None:
     first, second = result["rows"]
     assert seen == result["rows"] and first["unsupported_numbers"] == [] and result["unsupported_numbers"] == 0.0
     assert first["worth_showing"] and first["retrieved_cited_doc"] and not first["fallback_quoted"]
-    assert second["fallback_quoted"] and second["answer"].startswith("可以。\n\n资料原文 [D")  # the quote fallback
+    assert second["fallback_quoted"] == "shorter" and second["answer"].startswith("可以。\n\n资料原文 [D")  # the quote
     assert result["questions"] == 2 and result["cited_inline"] == 1.0 and set(result["latency"]) >= {"p50_ms"}
     if docs == "judged":
         assert sorted(first["docs"]) == ["D1", "D2"]
