@@ -19,7 +19,7 @@ from graph.recorder import Graph, record_decisions
 from graph.routing import after_answer, after_review, after_rules, after_vote
 from graph.state import InputState, State
 from graph.tracing import traced
-from nodes.answer import Answer
+from nodes.answer import GenerateAnswer
 from nodes.classify import Classify
 from nodes.extract import Extract
 from nodes.rerank import Rerank
@@ -39,7 +39,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_node("review", traced(Review(c.taxonomy, c.feedback)))
     g.add_node("retrieve", traced(Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k)))
     g.add_node("rerank", traced(Rerank(c.taxonomy, s.rerank, top_k=s.top_k)))
-    g.add_node("answer", traced(Answer(c.llm, oos_label=c.taxonomy.oos_label)))
+    g.add_node("answer", traced(GenerateAnswer(c.llm, oos_label=c.taxonomy.oos_label)))
     g.add_edge(START, "classify")
     g.add_edge("classify", "vote")
     g.add_conditional_edges("vote", after_vote, ["retrieve", "extract"])

@@ -158,7 +158,10 @@ def quotes(
     return out
 
 
-class Answer:
+class GenerateAnswer:
+    """The answer node: the answer text from the reranked docs (an `Answer` is what a caller gets for a whole turn,
+    app/service/api.py)."""
+
     def __init__(self, llm: BaseChatModel | None, *, oos_label: str | None = None) -> None:
         self.llm = llm
         self.oos_label = oos_label

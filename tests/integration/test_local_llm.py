@@ -11,7 +11,7 @@ from app.core.data import DemoData
 from app.core.llm import make_chat_model
 from app.core.llm_local import GGUF_NAME, serve, status
 from app.core.taxonomy import Taxonomy
-from nodes.answer import Answer
+from nodes.answer import GenerateAnswer
 from nodes.extract import Extract
 
 pytestmark = pytest.mark.slow
@@ -45,5 +45,5 @@ def test_extract_and_answer_through_chatopenai(settings) -> None:  # type: ignor
     assert "iphone" in out["entities"].get("product", "").lower()
     docs = [{"doc_id": "D1", "title": "保修", "text": "屏幕损坏属于保修范围，可免费更换一次。"}]
     state = {"query": "屏幕碎了保修能换吗", "labels": ["售后", "屏幕"], "docs": docs, "reasons": []}
-    answer = Answer(llm, oos_label=taxonomy.oos_label)(state)  # type: ignore[arg-type]
+    answer = GenerateAnswer(llm, oos_label=taxonomy.oos_label)(state)  # type: ignore[arg-type]
     assert answer["answer_kind"] == "llm" and answer["answer"], answer

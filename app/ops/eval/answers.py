@@ -24,7 +24,7 @@ from app.core.fileio import yaml_entries
 from app.ops.eval.latency import percentiles
 from app.service.lc.gate import Gate
 from graph.state import DocRecord
-from nodes.answer import QUOTED, SOURCES_PREFIX, Answer
+from nodes.answer import QUOTED, SOURCES_PREFIX, GenerateAnswer
 
 DocsMode = Literal["graph", "judged"]
 
@@ -131,7 +131,7 @@ def run_answer_eval(
             )
             for d in load_docs(DemoData(components.settings.data_dir).docs, components.taxonomy)
         }
-        node = Answer(components.llm, oos_label=components.taxonomy.oos_label)
+        node = GenerateAnswer(components.llm, oos_label=components.taxonomy.oos_label)
         gate = Gate(components)
     else:
         from langgraph.checkpoint.memory import InMemorySaver

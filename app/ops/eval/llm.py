@@ -12,7 +12,7 @@ from app.core.data import Example
 from app.ops.eval.knn import labeller_scores
 from app.ops.eval.latency import percentiles
 from app.service.api import Assistant
-from nodes.answer import Answer
+from nodes.answer import GenerateAnswer
 from nodes.classify import Classify
 from nodes.extract import Extract
 from nodes.vote import Vote
@@ -86,7 +86,7 @@ def bench_answer(components: Components, queries: Sequence[str]) -> dict[str, An
     from langgraph.checkpoint.memory import InMemorySaver
 
     assistant = Assistant(components, checkpointer=InMemorySaver())
-    answer = Answer(components.llm, oos_label=components.taxonomy.oos_label)
+    answer = GenerateAnswer(components.llm, oos_label=components.taxonomy.oos_label)
     times, kinds, cited = [], [], 0
     for query in queries:
         first = assistant.ask(query)

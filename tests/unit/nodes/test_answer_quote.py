@@ -10,10 +10,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
+from app.testing import fake_chat
 from nodes.answer import (
     QUOTED,
     SOURCES_PREFIX,
-    Answer,
+    GenerateAnswer,
     cited_ids,
     decisive_sentence,
     numbers,
@@ -40,9 +41,9 @@ class Seen(BaseCallbackHandler):
 
 
 def answer(reply: str, docs: list[Any] = DOCS, query: str = SEED, **state: Any) -> dict[str, Any]:
-    llm = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
+    llm = fake_chat(reply)
     full: Any = {"query": query, "docs": docs, "labels": ["屏幕"], "reasons": [], **state}
-    return Answer(llm)(full)
+    return GenerateAnswer(llm)(full)
 
 
 FINGERPRINT: list[Any] = [
@@ -109,7 +110,7 @@ def test_an_uncited_answer_gets_the_decisive_sentence_quoted_else_the_sources() 
 def test_the_worked_example_is_a_turn_before_the_docs() -> None:
     seen = Seen()
     llm = GenericFakeChatModel(messages=iter([AIMessage(content="可以免费维修 [D2]。")]), callbacks=[seen])
-    Answer(llm)({"query": SEED, "docs": DOCS, "labels": ["屏幕"]})
+    GenerateAnswer(llm)({"query": SEED, "docs": DOCS, "labels": ["屏幕"]})
     system, example_q, example_a, data = seen.messages
     assert (example_q.type, example_a.type, data.type) == ("human", "ai", "human")
     assert "[X1]" in example_a.content and "<资料>" in example_q.content
@@ -129,7 +130,7 @@ def test_off_label_docs_stay_out_of_the_prompt_when_the_labels_are_sure() -> Non
     reply = AIMessage(content="保修期内非人为损坏的屏幕免费维修 [A1]。")
     llm = GenericFakeChatModel(messages=iter([reply]), callbacks=[seen])
     state = {"query": SEED, "docs": LABELLED, "labels": ["售后", "屏幕"], "label_source": "voters", "reasons": []}
-    out = Answer(llm)(state)  # type: ignore[arg-type]
+    out = GenerateAnswer(llm)(state)  # type: ignore[arg-type]
     assert "[S1]" not in seen.messages[-1].content and "[A1]" in seen.messages[-1].content
     assert out["reasons"] == ["answer:off_label_docs_left_out:1"] and out["citations"] == ["A1"]
     # a machine's labels may be wrong and a doc without labels is not known to be off-label: both stay

@@ -11,18 +11,12 @@ from pydantic import Field
 from app.core.data import Example
 from app.core.feedback import FeedbackStore
 from app.core.fewshot import ExampleStore
-from nodes.answer import NO_DOCS, OUT_OF_SCOPE, PASSAGES_HEADER, Answer
+from app.testing import failing_chat, fake_chat
+from nodes.answer import NO_DOCS, OUT_OF_SCOPE, PASSAGES_HEADER, GenerateAnswer
 from nodes.extract import Extract, response_format
 from tests.unit.app.core.test_fewshot import TRAIN, CharEncoder
 
-
-class FailingChat(GenericFakeChatModel):
-    def _generate(self, *args: Any, **kwargs: Any) -> Any:
-        raise TimeoutError("llm timed out")
-
-
-def fake(*replies: str) -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+fake = fake_chat
 
 
 STATE = {"query": "屏幕碎了，订单 SF123 能保修吗", "reasons": ["x"]}
@@ -56,7 +50,7 @@ def test_extract_retries_once_then_falls_back(taxonomy) -> None:  # type: ignore
 
 def test_extract_without_or_with_broken_llm(taxonomy) -> None:  # type: ignore[no-untyped-def]
     assert Extract(None, taxonomy)(STATE)["reasons"][-1] == "extract_skipped:llm_not_configured"
-    out = Extract(FailingChat(messages=iter([])), taxonomy)(STATE)
+    out = Extract(failing_chat(), taxonomy)(STATE)
     assert out["reasons"][-1] == "extract_skipped:llm_unavailable:TimeoutError"
 
 
@@ -132,22 +126,22 @@ DOCS = [
 
 
 def test_answer_paths() -> None:
-    no_docs = Answer(None)({"query": "q", "docs": []})
+    no_docs = GenerateAnswer(None)({"query": "q", "docs": []})
     assert no_docs["answer"] == NO_DOCS and no_docs["answer_kind"] == "no_docs"
-    passages = Answer(None)({"query": "q", "docs": DOCS})
+    passages = GenerateAnswer(None)({"query": "q", "docs": DOCS})
     assert passages["answer"].startswith(PASSAGES_HEADER) and passages["citations"] == ["D1", "D2"]
-    llm = Answer(fake("可以免费更换一次 [D1]，另见 [D9]。"))({"query": "q", "docs": DOCS, "labels": ["屏幕"]})
+    llm = GenerateAnswer(fake("可以免费更换一次 [D1]，另见 [D9]。"))({"query": "q", "docs": DOCS, "labels": ["屏幕"]})
     assert llm["answer_kind"] == "llm" and llm["citations"] == ["D1"]  # D9 was never retrieved: not a citation
-    uncited = Answer(fake("可以免费更换。"))({"query": "q", "docs": DOCS, "reasons": []})
+    uncited = GenerateAnswer(fake("可以免费更换。"))({"query": "q", "docs": DOCS, "reasons": []})
     assert uncited["answer"] == "可以免费更换。\n\n参考资料：[D1] [D2]" and uncited["citations"] == ["D1", "D2"]
     assert uncited["reasons"] == ["answer:sources_appended"]
-    broken = Answer(FailingChat(messages=iter([])))({"query": "q", "docs": DOCS, "reasons": []})
+    broken = GenerateAnswer(failing_chat())({"query": "q", "docs": DOCS, "reasons": []})
     assert broken["answer_kind"] == "passages"
     assert broken["reasons"] == ["answer:passages_llm_unavailable:TimeoutError"]
 
 
 def test_out_of_scope_is_said_not_answered_from_docs() -> None:
-    out = Answer(fake("不该被调用"), oos_label="其他")(
+    out = GenerateAnswer(fake("不该被调用"), oos_label="其他")(
         {"query": "天气", "labels": ["其他"], "docs": DOCS, "reasons": []}
     )
     assert out["answer"] == OUT_OF_SCOPE and out["citations"] == [] and out["answer_kind"] == "out_of_scope"

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 from app.core.errors import DataError
 from app.ops.eval.answers import JudgedQuestion, judge, load_judged, run_answer_eval, unsupported_numbers
+from app.testing import fake_chat
 
 ROOT = Path(__file__).resolve().parents[5]
 FACTS = (re.compile("免费"), re.compile("非人为"))
@@ -65,8 +64,7 @@ def test_numbers_no_shown_doc_states_are_flagged() -> None:
     assert unsupported_numbers(answer, ["整机保修一年，电池保修六个月。", "价格 99 元"]) == ["三", "59"]
 
 
-def fake(*replies: str) -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+fake = fake_chat
 
 
 @pytest.mark.parametrize("docs", ["graph", "judged"])
