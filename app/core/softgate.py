@@ -79,11 +79,25 @@ def doc_confidence(label_source: str, confidence: float | None) -> float:
     return clip01(confidence) if confidence is not None else 0.0
 
 
+SURE = 0.5  # a query label at least this probable is one the query asks for
+
+
+def leaf_match(doc_labels: Sequence[str], query_probs: Mapping[str, float], taxonomy: Taxonomy) -> float:
+    """How much of what the query asks for the doc's fine labels cover. A query sure of several fine labels (屏幕 and
+    保修政策) gets their probability-weighted share the doc carries, so a doc with both outranks one with either; a
+    query sure of one or none gets the highest probability among the doc's fine labels."""
+    doc_fine = set(taxonomy.fine_only(doc_labels))
+    sure = {q: float(p) for q, p in query_probs.items() if p >= SURE and q in taxonomy and not taxonomy[q].is_coarse}
+    if len(sure) < 2:
+        return label_match(list(doc_fine), query_probs, taxonomy)
+    return sum(p for q, p in sure.items() if q in doc_fine) / sum(sure.values())
+
+
 def tree_match(doc_labels: Sequence[str], query_probs: Mapping[str, float], taxonomy: Taxonomy) -> float:
-    """Label match over the taxonomy's two levels, each counting half: the query's highest probability among the doc's
-    fine labels, and among its coarse labels. A doc of the query's category but another topic matches half: only a
-    doc of another category, confidently labelled, is pushed down all the way."""
+    """Label match over the taxonomy's two levels, each counting half: the doc's cover of the query's fine labels
+    (leaf_match), and the query's highest probability among the doc's coarse labels. A doc of the query's category but
+    another topic matches half: only a doc of another category, confidently labelled, is pushed down all the way."""
     known = [label for label in doc_labels if label in taxonomy]
-    leaf = label_match(known, query_probs, taxonomy)
+    leaf = leaf_match(known, query_probs, taxonomy)
     coarse = max((float(query_probs.get(taxonomy.coarse_of(x), 0.0)) for x in known), default=0.0)
     return (leaf + coarse) / 2

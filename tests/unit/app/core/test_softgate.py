@@ -105,3 +105,32 @@ def test_tree_match_counts_each_level_half(taxonomy) -> None:  # type: ignore[no
 
 def test_only_machine_labelled_docs_join_past_the_filter() -> None:
     assert admissible("voters") and not admissible("given")
+
+
+def test_a_doc_with_all_the_querys_labels_matches_more_than_one_with_some(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    from app.core.softgate import tree_match
+
+    probs = {"售后": 1.0, "屏幕": 0.9, "保修政策": 0.9}  # the seed: a broken screen, is it under warranty
+    both = tree_match(["售后", "屏幕", "保修政策"], probs, taxonomy)
+    screen_only = tree_match(["售后", "屏幕"], probs, taxonomy)
+    assert both == 1.0 and screen_only == 0.75 == tree_match(["售后", "保修政策"], probs, taxonomy)
+    assert tree_match(["售后", "电池"], probs, taxonomy) == 0.5  # its category, none of its topics
+    single = {"售后": 1.0, "屏幕": 0.9, "保修政策": 0.2}  # sure of one topic: the best of the doc's labels, as before
+    assert tree_match(["售后", "屏幕"], single, taxonomy) == tree_match(["售后", "屏幕", "保修政策"], single, taxonomy)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["屏幕", "电池", "保修政策", "活动优惠", "维修进度"]), st.floats(0, 1), max_size=5),
+    st.lists(st.sampled_from(["售后", "销售", "屏幕", "电池", "保修政策", "活动优惠", "维修进度"]), max_size=4),
+)
+def test_tree_match_is_in_0_1_and_more_labels_never_match_less(probs: dict[str, float], labels: list[str]) -> None:
+    from app.core.softgate import tree_match
+    from app.core.taxonomy import Taxonomy
+    from tests.conftest import ROOT
+
+    taxonomy = Taxonomy.load(ROOT / "data" / "taxonomy.yaml")
+    query = {**probs, **{taxonomy.coarse_of(q): p for q, p in probs.items()}}
+    doc = taxonomy.expand(labels)
+    score = tree_match(doc, query, taxonomy)
+    assert 0.0 <= score <= 1.0
+    assert tree_match(taxonomy.expand([*labels, *probs]), query, taxonomy) >= score - 1e-12
