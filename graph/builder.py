@@ -38,7 +38,7 @@ def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None 
     g.add_node("rules", traced(Rules(c.rules, c.taxonomy, c.feedback)))
     g.add_node("review", traced(Review(c.taxonomy, c.feedback)))
     g.add_node("retrieve", traced(Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k)))
-    g.add_node("rerank", traced(Rerank(c.taxonomy, s.rerank, top_k=s.top_k)))
+    g.add_node("rerank", traced(Rerank(c.taxonomy, s.rerank, top_k=s.top_k, reliability=c.label_reliability())))
     g.add_node("answer", traced(GenerateAnswer(c.llm, oos_label=c.taxonomy.oos_label)))
     g.add_edge(START, "classify")
     g.add_edge("classify", "vote")

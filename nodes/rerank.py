@@ -5,6 +5,7 @@ query's labels and the doc's labels are trusted and they do not match."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from app.core.config import RerankWeights
@@ -29,11 +30,20 @@ def query_label_probs(state: State) -> dict[str, float]:
 
 
 class Rerank:
-    def __init__(self, taxonomy: Taxonomy, weights: RerankWeights, *, top_k: int, soft: bool = True) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        weights: RerankWeights,
+        *,
+        top_k: int,
+        soft: bool = True,
+        reliability: Mapping[str, float] | None = None,
+    ) -> None:
         self.taxonomy = taxonomy
         self.weights = weights
         self.top_k = top_k
         self.soft = soft
+        self.reliability = dict(reliability or {})  # label source → measured exactness (Components.label_reliability)
 
     def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
         top_k = options.top_k or self.top_k
@@ -42,7 +52,8 @@ class Rerank:
         if not docs:
             return {"docs": []}
         probs = query_label_probs(state)
-        trust = query_trust(state.get("label_source", ""), state.get("confidence", 0.0)) if self.soft else 1.0
+        source, confidence = state.get("label_source", ""), state.get("confidence", 0.0)
+        trust = query_trust(source, confidence, reliability=self.reliability) if self.soft else 1.0
         query_terms = terms(state["query"])
         semantic = minmax([doc["scores"]["semantic"] for doc in docs])
         ranked: list[dict[str, Any]] = []

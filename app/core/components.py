@@ -39,6 +39,15 @@ class Components:
     decisions: DecisionLog | None = None  # the decision log every graph run is recorded in (None: off)
     examples: ExampleStore | None = None  # reviewed examples for the extractor's prompt (None: zero-shot)
 
+    def label_reliability(self) -> dict[str, float]:
+        """How far the voters' own labels may be trusted, as measured at training (voters' meta `gate_reliability`:
+        exact accuracy of their automatic decisions on dev); {} (full trust) for voters trained before it existed."""
+        measured = [v.meta.get("gate_reliability") for v in self.voters]
+        numbers = [float(x) for x in measured if isinstance(x, int | float)]
+        if not numbers or len(numbers) < len(measured):
+            return {}
+        return {"voters": min(numbers)}
+
     @classmethod
     def load(cls, settings: Settings, *, client: Any = None) -> Components:
         """Load models and open stores; errors name the command that builds what is missing."""

@@ -255,6 +255,8 @@ def train_voters(
         },
     }
     voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
+    if (reliability := gate_reliability(report["dev"])) is not None:  # how far the rerank may trust their labels
+        voter_a.meta["gate_reliability"] = voter_b.meta["gate_reliability"] = reliability
     voter_a.meta["doc_rows"] = voter_b.meta["doc_rows"] = len(docs)
     save_voter(settings.voters_dir, voter_a, write_a, make_current=False)
     save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=False)
@@ -262,6 +264,14 @@ def train_voters(
         promote_pair(settings.voters_dir, version, note="train")
         write_report(settings, report)
     return report
+
+
+def gate_reliability(dev: dict[str, Any]) -> float | None:
+    """The exact accuracy of the pair's automatic decisions on the dev split: the share of the voters' own labels the
+    rerank may trust (app/core/softgate.py query_trust); None when nothing on dev was decided automatically."""
+    if not dev.get("rows") or not dev.get("auto_coverage"):
+        return None
+    return round(float(dev["auto_precision"]), 4)
 
 
 def _gate_summary(report: dict[str, Any]) -> dict[str, float]:

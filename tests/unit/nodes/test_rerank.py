@@ -42,3 +42,27 @@ def test_trusted_labels_sink_a_confident_mismatch_but_not_an_unsure_one() -> Non
     assert order == ["unsure", "screen", "ad"]
     out = Rerank(TAX, WEIGHTS, top_k=3, soft=False)({"query": "x", "docs": DOCS, "labels": ["售后", "屏幕"]})  # type: ignore[arg-type]
     assert out["docs"][0]["chunk_id"] == "screen"  # without soft gating every doc's labels are trusted
+
+
+def test_the_measured_reliability_of_the_voters_scales_their_labels_trust() -> None:
+    state = {"query": "x", "docs": DOCS, "labels": ["售后", "屏幕"], "label_source": "voters", "confidence": 1.0}
+
+    def trust(rerank: Rerank, **extra: Any) -> float:
+        out = rerank({**state, **extra})  # type: ignore[arg-type]
+        return next(d["scores"]["label_trust"] for d in out["docs"] if d["chunk_id"] == "screen")
+
+    assert trust(Rerank(TAX, WEIGHTS, top_k=3)) == 1.0  # unmeasured: full trust, as before
+    assert trust(Rerank(TAX, WEIGHTS, top_k=3, reliability={"voters": 0.6})) == 0.6
+    # a person's labels (or the LLM's confirmed) are trusted whatever the voters' record
+    assert trust(Rerank(TAX, WEIGHTS, top_k=3, reliability={"voters": 0.6}), label_source="human") == 1.0
+
+
+def test_components_read_the_reliability_the_training_measured(components) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    assert components.label_reliability() == {}  # voters trained before it was measured: full trust
+    measured = [
+        dataclasses.replace(v, meta={**v.meta, "gate_reliability": r})
+        for v, r in zip(components.voters, (0.9, 0.8), strict=True)
+    ]
+    assert dataclasses.replace(components, voters=measured).label_reliability() == {"voters": 0.8}
