@@ -23,7 +23,7 @@ from app.core.errors import DataError
 from app.core.fileio import yaml_entries
 from app.ops.eval.latency import percentiles
 from app.service.lc.gate import Gate
-from graph.state import DocRecord
+from graph.state import DocRecord, apply_update
 from nodes.answer import QUOTED, SOURCES_PREFIX, GenerateAnswer
 
 DocsMode = Literal["graph", "judged"]
@@ -143,7 +143,7 @@ def run_answer_eval(
         start = time.perf_counter()
         if docs == "judged":
             state = _judged_state(gate, question, kb)
-            out = state | node(state)  # type: ignore[arg-type]
+            out = apply_update(state, node(state))  # type: ignore[arg-type]
         else:
             turn = assistant.ask(question.query)
             out = dict(assistant.graph.get_state(assistant._config(turn.thread_id)).values)

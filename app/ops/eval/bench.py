@@ -23,6 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from app.core.components import Components
 from app.core.data import DemoData, load_examples
 from app.ops.eval.latency import bench_gate, percentiles
+from graph.state import apply_update
 from nodes.classify import Classify
 from nodes.extract import Extract
 from nodes.rerank import Rerank
@@ -60,7 +61,7 @@ def bench_path(components: Components, queries: Sequence[str]) -> dict[str, Any]
         "classify": Classify(components.voters, max_query_chars=s.max_query_chars),
         "vote": Vote(tax, s.vote),
         "retrieve": Retrieve(components.kb, tax, top_k=s.top_k, fetch_k=s.fetch_k),
-        "rerank": Rerank(tax, s.rerank, top_k=s.top_k),
+        "rerank": Rerank(tax, s.rerank, top_k=s.top_k, reliability=components.label_reliability()),
     }
     samples: dict[str, list[float]] = {name: [] for name in [*steps, "path"]}
     for query in [*queries[:WARMUP], *queries]:
@@ -68,7 +69,7 @@ def bench_path(components: Components, queries: Sequence[str]) -> dict[str, Any]
         begin = time.perf_counter()
         for name, step in steps.items():
             start = time.perf_counter()
-            state |= step(state)
+            state = apply_update(state, step(state))
             samples[name].append((time.perf_counter() - start) * 1000)
         samples["path"].append((time.perf_counter() - begin) * 1000)
     return {name: percentiles(values[WARMUP:]) for name, values in samples.items()}

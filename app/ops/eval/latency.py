@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from app.core.components import Components
+from graph.state import apply_update
 from nodes.classify import Classify
 from nodes.vote import Vote
 
@@ -41,8 +42,8 @@ def bench_gate(components: Components, queries: Sequence[str], *, warmup: int = 
             per_voter[voter.name].append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
         state: dict[str, Any] = {"query": query}
-        state |= classify(state)  # type: ignore[arg-type]
-        state |= vote(state)  # type: ignore[arg-type]
+        state = apply_update(state, classify(state))  # type: ignore[arg-type]
+        state = apply_update(state, vote(state))  # type: ignore[arg-type]
         gate.append((time.perf_counter() - start) * 1000)
         auto += state["decision"] == "auto"
     return {

@@ -12,6 +12,7 @@ from app.core.data import Example
 from app.ops.eval.knn import labeller_scores
 from app.ops.eval.latency import percentiles
 from app.service.api import Assistant
+from graph.state import apply_update
 from nodes.answer import GenerateAnswer
 from nodes.classify import Classify
 from nodes.extract import Extract
@@ -42,9 +43,9 @@ def bench_extract(
     escalated, gate_rows = [], []
     for row in rows:
         state: dict[str, Any] = {"query": row.text}
-        state |= classify(state)  # type: ignore[arg-type]
+        state = apply_update(state, classify(state))  # type: ignore[arg-type]
         flags = len(state["reasons"])
-        state |= vote(state)  # type: ignore[arg-type]
+        state = apply_update(state, vote(state))  # type: ignore[arg-type]
         if examples is not None:
             shots = examples.nearest_text(row.text, max(KNN_K, s.fewshot_k))
             gate_rows.append(gate_row(tax.expand(row.labels), state, state["reasons"][flags:], shots, tax))
