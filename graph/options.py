@@ -44,17 +44,16 @@ class RunOptions(BaseModel):
         return {name: value for name, value in self.model_dump().items() if value is not None}
 
     def vote(self, policy: VoteSettings) -> VoteSettings:
-        return policy.model_copy(
-            update={
-                k: v
-                for k, v in (("min_margin", self.min_margin), ("min_fine_agreement", self.min_fine_agreement))
-                if v is not None
-            }
-        )
+        """`policy` with this run's overrides; `policy` itself when there are none (no copy per query)."""
+        pairs = (("min_margin", self.min_margin), ("min_fine_agreement", self.min_fine_agreement))
+        update = {k: v for k, v in pairs if v is not None}
+        return policy.model_copy(update=update) if update else policy
 
     def rerank(self, weights: RerankWeights) -> RerankWeights:
+        """`weights` with this run's overrides; `weights` itself when there are none."""
         pairs = (("semantic", self.rerank_semantic), ("label", self.rerank_label), ("keyword", self.rerank_keyword))
-        return weights.model_copy(update={k: v for k, v in pairs if v is not None})
+        update = {k: v for k, v in pairs if v is not None}
+        return weights.model_copy(update=update) if update else weights
 
 
 NO_OPTIONS = RunOptions()

@@ -40,14 +40,15 @@ class Rerank:
         reliability: Mapping[str, float] | None = None,
     ) -> None:
         self.taxonomy = taxonomy
-        self.weights = weights
+        self.weights, self.fuse_weights = weights, weights.model_dump()  # the settings' weights, dumped once
         self.top_k = top_k
         self.soft = soft
         self.reliability = dict(reliability or {})  # label source → measured exactness (Components.label_reliability)
 
     def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
         top_k = options.top_k or self.top_k
-        weights = options.rerank(self.weights).model_dump()
+        merged = options.rerank(self.weights)
+        weights = self.fuse_weights if merged is self.weights else merged.model_dump()
         docs = state.get("docs", [])
         if not docs:
             return {"docs": []}
