@@ -30,15 +30,15 @@ from nodes.vote import Vote
 
 
 def build_graph(c: Components, *, checkpointer: BaseCheckpointSaver[Any] | None = None) -> Graph:
-    s = c.settings
+    s, trust = c.settings, c.label_reliability()  # how far the voters' labels may be trusted
     g = StateGraph(State, input_schema=InputState, context_schema=RunOptions)  # per-run options: graph/options.py
     g.add_node("classify", traced(Classify(c.voters, max_query_chars=s.max_query_chars)))
     g.add_node("vote", traced(Vote(c.taxonomy, s.vote)))
     g.add_node("extract", traced(Extract(c.llm, c.taxonomy, c.examples, k=s.fewshot_k)))
     g.add_node("rules", traced(Rules(c.rules, c.taxonomy, c.feedback)))
     g.add_node("review", traced(Review(c.taxonomy, c.feedback)))
-    g.add_node("retrieve", traced(Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k)))
-    g.add_node("rerank", traced(Rerank(c.taxonomy, s.rerank, top_k=s.top_k, reliability=c.label_reliability())))
+    g.add_node("retrieve", traced(Retrieve(c.kb, c.taxonomy, top_k=s.top_k, fetch_k=s.fetch_k, reliability=trust)))
+    g.add_node("rerank", traced(Rerank(c.taxonomy, s.rerank, top_k=s.top_k, reliability=trust)))
     g.add_node("answer", traced(GenerateAnswer(c.llm, oos_label=c.taxonomy.oos_label)))
     g.add_edge(START, "classify")
     g.add_edge("classify", "vote")

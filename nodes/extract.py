@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 import prompts
 from app.core.llm import message_text, parse_json_object
-from app.core.taxonomy import Taxonomy
+from app.core.taxonomy import Taxonomy, label_table
 from graph.options import NO_OPTIONS, RunOptions
 from graph.state import State
 
@@ -67,15 +67,6 @@ def validate_extraction(raw: str, taxonomy: Taxonomy) -> tuple[list[str], list[s
         if isinstance(item, dict) and item.get("type") in ENTITY_TYPES and isinstance(item.get("value"), str):
             entities.setdefault(item["type"], item["value"][:100])
     return known, unknown, entities
-
-
-def label_table(taxonomy: Taxonomy) -> str:
-    """One line per label: id, its coarse parent, its description."""
-    lines = []
-    for label in taxonomy.labels:
-        parent = f"（属于{label.parent}）" if label.parent else ""
-        lines.append(f"- {label.id}{parent}：{label.description}")
-    return "\n".join(lines)
 
 
 def examples_block(shots: Sequence[Shot], taxonomy: Taxonomy) -> str:

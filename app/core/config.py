@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     doc_review_below: float = Field(
         0.5, ge=0, le=1, description="index: docs labelled by the voters with less confidence go to the review queue"
     )
+    index_llm: bool = Field(
+        False, description="index: ask the LLM about docs the voters label unsure (cached by content hash in home)"
+    )
     fetch_k: int = Field(10, ge=1, description="candidates retrieved before rerank")
     partition_ef_search: int = Field(
         PARTITION_EF_SEARCH,

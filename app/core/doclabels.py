@@ -11,6 +11,8 @@ views are combined. Agreement decides how sure the labels are:
   doc label unsure, and unsure doc labels never push a doc down in the rerank (app/core/softgate.py).
 
 Rule hits on the doc's text (keyword rules) that name one of the chosen leaves confirm them: confidence 1 - (1 - c)/2.
+The LLM, asked at index time about docs the voters are unsure of (app/core/llm_doclabels.py), is a third opinion
+(`with_llm`): it confirms, it sides with one of two disagreeing voters (two of three decide), or it disagrees.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ class DocLabels:
     confidence: float  # in [0, 1]
     agreed: bool  # both voters accept exactly these labels
     reasons: list[str] = field(default_factory=list)
+
+
+def titled(title: str, chunks: Sequence[str]) -> list[str]:
+    """The texts the voters label a doc by: each chunk under the doc's title. A title names the topic a chunk's
+    sentences only imply (demo, 4-fold cross-fitted fast voters: exact doc labels 0.653 from the chunks alone, 0.685
+    under the title)."""
+    return [f"{title}\n{chunk}" if title.strip() else chunk for chunk in chunks]
 
 
 def merge_chunks(chunks: Sequence[VoterOutput]) -> VoterOutput:
@@ -54,8 +63,10 @@ def label_doc(
     min_margin: float,
     min_fine_agreement: float,
     rule_labels: Sequence[str] = (),
+    llm_labels: Sequence[str] | None = None,
 ) -> DocLabels:
-    """The doc's labels and how sure they are, from the two voters' doc-level views (and rule hits)."""
+    """The doc's labels and how sure they are, from the two voters' doc-level views (and rule hits, and the LLM's
+    labels when it was asked)."""
     if len(outputs) != 2:
         raise ValueError("doc labels need the two voters' outputs")
     a, b = outputs
@@ -68,7 +79,40 @@ def label_doc(
         mean = min(sum(o.probs.get(x, 0.0) for o in outputs) / 2 for x in leaves)
         dissent = sum(set(taxonomy.fine_only(taxonomy.expand(o.accepted))) != set(leaves) for o in outputs)
         confidence, agreed, reasons = mean / (2**dissent), False, list(result.reasons)
+    if llm_labels:
+        labels, confidence, reasons = with_llm(outputs, taxonomy, labels, confidence, agreed, reasons, llm_labels)
     ruled = set(taxonomy.fine_only(taxonomy.expand([x for x in rule_labels if x in taxonomy])))
     if ruled & set(taxonomy.fine_only(labels)):
         confidence, reasons = 1.0 - (1.0 - confidence) / 2, [*reasons, "rule_confirms"]
     return DocLabels(labels, round(min(1.0, max(0.0, confidence)), 6), agreed, reasons)
+
+
+def with_llm(
+    outputs: Sequence[VoterOutput],
+    taxonomy: Taxonomy,
+    labels: list[str],
+    confidence: float,
+    agreed: bool,
+    reasons: list[str],
+    llm_labels: Sequence[str],
+) -> tuple[list[str], float, list[str]]:
+    """The LLM as a third opinion: the same leaves confirm them (confidence 1 - (1 - c)/2); when the voters disagree
+    and it names exactly what one of them accepts, two of three decide (that voter's labels, confidence of one
+    dissent, confirmed); any other answer is a disagreement (confidence halved)."""
+    llm = set(taxonomy.fine_only(taxonomy.expand([x for x in llm_labels if x in taxonomy])))
+    if not llm:
+        return labels, confidence, reasons
+    if llm == set(taxonomy.fine_only(labels)):
+        return labels, 1.0 - (1.0 - confidence) / 2, [*reasons, "llm_confirms"]
+    sided = [o.name for o in outputs if set(taxonomy.fine_only(taxonomy.expand(o.accepted))) == llm]
+    if not agreed and sided:
+        mean = min(sum(o.probs.get(x, 0.0) for o in outputs) / len(outputs) for x in llm)
+        return (
+            taxonomy.expand(sorted(llm, key=taxonomy.index)),
+            1.0 - (1.0 - mean / 2) / 2,
+            [
+                *reasons,
+                f"llm_sides_with:{sided[0]}",
+            ],
+        )
+    return labels, confidence / 2, [*reasons, "llm_disagrees"]

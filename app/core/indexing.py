@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +18,30 @@ from app.core.embedder import load_embedder, open_kb
 from app.core.feedback import FeedbackStore
 from app.core.kb import KnowledgeBase, make_client
 from app.core.kb_generations import index_atomically
+from app.core.llm import make_chat_model
+from app.core.llm_doclabels import LabelCache, LlmDocLabeler
 from app.core.rules import RuleSet
 from app.core.taxonomy import Taxonomy
 from app.core.voters.base import Voter
+
+log = logging.getLogger(__name__)
 
 
 class VoterLabeler:
     """Labels for docs their authors did not label. Called with chunk texts: each chunk's vote (the agreed labels, or
     every label either voter accepts when they differ). `label_docs`: each doc as a whole, with a confidence
-    (app/core/doclabels.py: chunk probabilities averaged per voter, agreement decides how sure; rule hits confirm)."""
+    (app/core/doclabels.py: chunk probabilities averaged per voter, agreement decides how sure; rule hits confirm; the
+    LLM, when configured, is asked about the docs the voters are unsure of and its answer is a third opinion)."""
 
-    def __init__(self, voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings, rules: RuleSet | None = None):
-        self.voters, self.taxonomy, self.settings, self.rules = list(voters), taxonomy, settings, rules
+    def __init__(
+        self,
+        voters: Sequence[Voter],
+        taxonomy: Taxonomy,
+        settings: Settings,
+        rules: RuleSet | None = None,
+        llm: LlmDocLabeler | None = None,
+    ):
+        self.voters, self.taxonomy, self.settings, self.rules, self.llm = list(voters), taxonomy, settings, rules, llm
         self.unsure: list[dict[str, Any]] = []  # docs labelled below `doc_review_below`: review items
 
     def decided(self, doc: Doc, found: DocLabels) -> None:
@@ -43,32 +57,40 @@ class VoterLabeler:
             for a, b in zip(*outs, strict=True)
         ]
 
-    def label_docs(self, docs: Sequence[Sequence[str]]) -> list[DocLabels]:
-        """Each doc (its chunk texts) labelled as a whole, with a confidence; the chunks of all docs in one call."""
+    def label_docs(self, docs: Sequence[Doc], chunks: Sequence[Sequence[str]]) -> list[DocLabels]:
+        """Each doc (its chunk texts, under its title) labelled as a whole, with a confidence; the chunks of all docs
+        in one call."""
         cfg = self.settings.vote
-        flat = [chunk for chunks in docs for chunk in chunks]
+        flat = [chunk for texts in chunks for chunk in texts]
         outs = [voter.outputs(flat) for voter in self.voters] if flat else [[] for _ in self.voters]
         found, start = [], 0
-        for chunks in docs:
-            views = [merge_chunks(out[start : start + len(chunks)]) for out in outs]
-            start += len(chunks)
-            ruled = [x for hit in self.rules.hits(" ".join(chunks)) for x in hit.labels] if self.rules else []
-            found.append(
-                label_doc(
-                    views,
-                    self.taxonomy,
-                    min_margin=cfg.min_margin,
-                    min_fine_agreement=cfg.min_fine_agreement,
-                    rule_labels=ruled,
-                )
+        for doc, texts in zip(docs, chunks, strict=True):
+            views = [merge_chunks(out[start : start + len(texts)]) for out in outs]
+            start += len(texts)
+            ruled = [x for hit in self.rules.hits(" ".join(texts)) for x in hit.labels] if self.rules else []
+            decide = partial(
+                label_doc,
+                views,
+                self.taxonomy,
+                min_margin=cfg.min_margin,
+                min_fine_agreement=cfg.min_fine_agreement,
+                rule_labels=ruled,
             )
+            labels = decide()
+            if self.llm is not None and labels.confidence < self.settings.doc_review_below:
+                labels = decide(llm_labels=self.llm(doc.title, doc.text))
+            found.append(labels)
         return found
 
 
 def voter_labeler(
-    voters: Sequence[Voter], taxonomy: Taxonomy, settings: Settings, rules: RuleSet | None = None
+    voters: Sequence[Voter],
+    taxonomy: Taxonomy,
+    settings: Settings,
+    rules: RuleSet | None = None,
+    llm: LlmDocLabeler | None = None,
 ) -> VoterLabeler:
-    return VoterLabeler(voters, taxonomy, settings, rules)
+    return VoterLabeler(voters, taxonomy, settings, rules, llm)
 
 
 def fingerprint(inputs: Sequence[object]) -> str:
@@ -106,7 +128,7 @@ def index_knowledge_base(
     if unlabelled:
         voters = voters or load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         rules = RuleSet.load(data.rules, taxonomy) if data.rules.is_file() else None
-        labeler = voter_labeler(voters, taxonomy, settings, rules)
+        labeler = voter_labeler(voters, taxonomy, settings, rules, doc_llm(settings, taxonomy))
     store = FeedbackStore(settings.feedback_db_url) if unlabelled else None
     reviewed = reviewed_doc_labels(store) if store is not None else {}  # a person's labels for once-unsure docs
     docs: Iterable[Doc] = (
@@ -120,6 +142,7 @@ def index_knowledge_base(
     inputs = [path, data.taxonomy, settings.chunk_chars, serving.passage_prefix, f"{inner.spec}:{type(inner).__name__}"]
     inputs += [f"{voter.name}:{voter.version}" for voter in voters or []]  # they label the unlabelled docs
     inputs += [f"reviewed:{doc_id}:{sorted(labels)}" for doc_id, labels in sorted(reviewed.items())]
+    inputs += [f"llm:{labeler.llm.model}"] if labeler is not None and labeler.llm is not None else []
     counts = index_atomically(
         serving,
         settings.collection,
@@ -132,6 +155,19 @@ def index_knowledge_base(
     )
     built = KnowledgeBase.open(serving.client, counts["generation"], serving.embedder, create=False, follow=False)
     return counts | {"total": built.count()} | queue_unsure(settings, labeler)
+
+
+def doc_llm(settings: Settings, taxonomy: Taxonomy) -> LlmDocLabeler | None:
+    """The LLM's doc labeller when `index_llm` is on and an LLM is configured (else None: the voters and rules
+    decide alone); its answers are cached in home by content hash."""
+    if not settings.index_llm:
+        return None
+    llm = make_chat_model(settings)
+    if llm is None:
+        log.warning("index_llm is on but no LLM is configured: docs are labelled by the voters and rules alone")
+        return None
+    cache = LabelCache(settings.home / "llm_doc_labels.sqlite")
+    return LlmDocLabeler(llm, taxonomy, cache, model=settings.llm_model)
 
 
 def doc_review_queue(settings: Settings) -> DocReviewQueue:

@@ -18,6 +18,7 @@ from app.core.chroma import ephemeral_client as ephemeral_client
 from app.core.chroma import make_client as make_client
 from app.core.config import PARTITION_EF_SEARCH
 from app.core.data import Doc
+from app.core.doclabels import titled
 from app.core.errors import KnowledgeBaseError as KnowledgeBaseError  # re-exported: nodes/retrieve imports it here
 from app.core.kb_generations import FOLLOW_SECONDS, partition_name, serving_generation
 from app.core.ranking import chunk_partitions
@@ -274,8 +275,9 @@ class KnowledgeBase:
         with `label_docs` labels each doc as a whole and says how sure it is: stored as `label_confidence`)."""
         chunked = [(doc, chunk_text(doc.text, chunk_chars)) for doc in docs]
         whole = getattr(labeler, "label_docs", None)
-        unlabelled = [chunks for doc, chunks in chunked if not doc.labels]
-        by_doc = iter(whole(unlabelled) if whole is not None and unlabelled else [])
+        bare = [doc for doc, _ in chunked if not doc.labels]
+        unlabelled = [titled(doc.title, chunks) for doc, chunks in chunked if not doc.labels]
+        by_doc = iter(whole(bare, unlabelled) if whole is not None and unlabelled else [])
         pending = [chunk for chunks in unlabelled for chunk in chunks] if whole is None else []
         found = iter(labeler(pending) if labeler is not None and pending else [])
         rows = []

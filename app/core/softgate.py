@@ -1,7 +1,8 @@
 """Soft gating: a label filter is a prior, not a wall. Pure functions, property-tested (test_softgate.py).
 
 Retrieval takes the union of the label-filtered candidates and the best unfiltered (dense) ones whose labels a machine
-gave (`admissible`: an author's labels are a wall); the rerank's label term then decides, weighted by how much the
+gave (`admissible`: an author's labels are a wall while the query's labels are trusted, and no longer when they are
+not); the rerank's label term then decides, weighted by how much the
 query's labels and each doc's labels can be trusted:
 
     label_term = 1 - query_trust · doc_confidence · (1 - match)
@@ -51,14 +52,16 @@ def admit(filtered: Sequence[T], dense: Sequence[T], key: Callable[[T], Hashable
 
 
 CONFIRMED = frozenset({"human", "llm+rules", "llm+voter"})  # a person's labels, or the LLM's confirmed by a 2nd source
+ADMIT_GIVEN_BELOW = 0.5  # query trust under which author-labelled docs join past the filter too
 
 
-def admissible(doc_label_source: str) -> bool:
+def admissible(doc_label_source: str, query_trust: float = 1.0) -> bool:
     """Which unfiltered candidates may join the filtered ones: docs whose labels a machine gave (they may be wrong;
-    the rerank weighs them by their confidence). A doc its author labelled otherwise stays out, so an after-sales
-    query never meets the marketing pages the gate exists to keep away; an unsure query is already searched under
-    its coarse parent (the provisional route) or widened by the filter plan."""
-    return doc_label_source != "given"
+    the rerank weighs them by their confidence) — and, when the query's own labels are unreliable (trust below
+    ADMIT_GIVEN_BELOW), every doc: a filter the gate cannot trust must not be a wall (a KB whose docs all carry
+    their authors' labels, asked by queries the voters label badly, would otherwise lose recall to dense). A query
+    whose labels are trusted never meets an author-labelled doc of another label (the seed's marketing pages)."""
+    return doc_label_source != "given" or query_trust < ADMIT_GIVEN_BELOW
 
 
 def query_trust(label_source: str, confidence: float, *, reliability: Mapping[str, float] | None = None) -> float:

@@ -153,3 +153,12 @@ class Taxonomy:
             return cls(labels=tuple(labels), oos_label=doc.get("oos_label"), version=int(doc.get("version", 1)))
         except DataError as exc:
             raise DataError(f"{path}: {exc}") from exc
+
+
+def label_table(taxonomy: Taxonomy) -> str:
+    """One line per label for an LLM prompt: id, its coarse parent, its description."""
+    lines = []
+    for label in taxonomy.labels:
+        parent = f"（属于{label.parent}）" if label.parent else ""
+        lines.append(f"- {label.id}{parent}：{label.description}")
+    return "\n".join(lines)

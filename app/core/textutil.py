@@ -67,3 +67,12 @@ def chunk_text(text: str, max_chars: int) -> list[str]:
     if current.strip():
         chunks.append(current)
     return [c.strip() for c in chunks if c.strip()]
+
+
+QUERY_CHARS = 48  # a query-like passage: a sentence or two, as long as a user's question
+
+
+def passages(text: str, max_chars: int = QUERY_CHARS, min_chars: int = 6) -> list[str]:
+    """A document cut into query-like passages (sentence-packed, at most max_chars; shorter than min_chars dropped):
+    what voters that learnt from whole documents are measured and trained on when no labelled query exists."""
+    return [p for p in chunk_text(text, max_chars) if len(p) >= min_chars]

@@ -60,7 +60,9 @@ def bench_path(components: Components, queries: Sequence[str]) -> dict[str, Any]
     steps: dict[str, Any] = {
         "classify": Classify(components.voters, max_query_chars=s.max_query_chars),
         "vote": Vote(tax, s.vote),
-        "retrieve": Retrieve(components.kb, tax, top_k=s.top_k, fetch_k=s.fetch_k),
+        "retrieve": Retrieve(
+            components.kb, tax, top_k=s.top_k, fetch_k=s.fetch_k, reliability=components.label_reliability()
+        ),
         "rerank": Rerank(tax, s.rerank, top_k=s.top_k, reliability=components.label_reliability()),
     }
     samples: dict[str, list[float]] = {name: [] for name in [*steps, "path"]}

@@ -21,7 +21,7 @@ import numpy as np
 from app.core.config import Settings
 from app.core.errors import ConfigError, DataError
 from app.core.ranking import filter_plan, keyword_overlap, label_match
-from app.core.softgate import admit, label_term, query_trust, tree_match
+from app.core.softgate import admissible, admit, label_term, query_trust, tree_match
 from app.core.textutil import terms
 from app.ops.eval import drift_math as dm
 from app.ops.eval.drift_labels import Labelled, label_everything
@@ -167,7 +167,8 @@ class DriftRun:
         """labelgate's candidates in this KB (widening over exact search) with their rerank components."""
         seen = q.views[view]
         found, _ = dm.staged(q.scores, kb, self.pred, seen.stages, k=self.opt.k, fetch_k=self.opt.fetch_k)
-        if self.opt.soft:  # a filter is a prior: the best unfiltered docs compete too, the label term decides
+        source = "given" if self.opt.gold_doc_labels else "voters"  # as `labelgate index` would have stored them
+        if self.opt.soft and admissible(source, seen.trust):  # a filter is a prior: the best unfiltered docs compete
             found, _ = admit(found, dm.top(q.scores, kb, self.opt.fetch_k).tolist(), key=lambda doc: doc)
         cands = np.array(found, dtype=np.int64)
         matching = tree_match if self.opt.soft else label_match
@@ -195,17 +196,10 @@ class DriftRun:
 
 
 def reliability(data: RetrievalData, lab: Labelled, indices: Sequence[int]) -> dict[str, float]:
-    """How often the query labels of each source are right on these (dev) queries: the voters' auto labels exactly
-    (leaf set), the provisional coarse labels of escalated queries all among the gold ones. Scales query trust."""
-    tax = data.taxonomy
-    right: dict[str, list[bool]] = {"voters": [], "provisional": []}
-    for qi in indices:
-        gold, labels = set(data.queries[qi].labels), lab.labelgate_labels[qi]
-        if lab.escalated[qi]:
-            right["provisional"].append(bool(labels) and set(labels) <= gold)
-        else:
-            right["voters"].append(set(tax.fine_only(labels)) == set(tax.fine_only(list(gold))))
-    return {source: round(float(np.mean(ok)), 4) for source, ok in right.items() if ok}
+    """How often the query labels of each source are right on these (dev) queries (drift_math.source_reliability).
+    Scales query trust."""
+    rows = ((lab.escalated[qi], lab.labelgate_labels[qi], data.queries[qi].labels) for qi in indices)
+    return dm.source_reliability(rows, data.taxonomy.fine_only)
 
 
 def split_queries(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -295,6 +289,8 @@ def run_drift_eval(settings: Settings, src: Path, options: DriftOptions | None =
         raise ConfigError("--current-voters needs a labelgate data dir (its taxonomy is the voters' taxonomy)")
     labelled = label_everything(settings, data, opt, cache_dir=settings.home / "eval" / "cache")
     run = DriftRun(data, labelled, settings, opt)
+    if opt.soft:  # the cold start: trust measured on held-out docs' query-like passages (--tune measures on queries)
+        run.reliability = dict(labelled.report.get("cold_start", {}).get("reliability", {}))
     chosen = list(range(len(data.queries)))[: opt.max_queries]
     tuning: dict[str, Any] = {}
     weights = settings.rerank.model_dump()
@@ -346,5 +342,6 @@ def run_drift_eval(settings: Settings, src: Path, options: DriftOptions | None =
         "drift": summary(scored["results"], opt.growth, opt.k),
         "labels": labelled.report,
         "tuning": tuning,
+        "query_label_reliability": run.reliability,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

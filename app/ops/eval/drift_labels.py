@@ -13,25 +13,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.core.data import Doc, Example, load_examples
-from app.core.decision import VoterOutput, vote
-from app.core.doclabels import label_doc
+from app.core.decision import VoteResult, VoterOutput, vote
+from app.core.doclabels import label_doc, titled
 from app.core.embedder import load_embedder
 from app.core.errors import ConfigError
 from app.core.indexing import voter_labeler
 from app.core.metrics import gate_metrics
-from app.core.textutil import chunk_text
+from app.core.textutil import chunk_text, passages
 from app.core.voters.base import Voter
 from app.core.voters.encoders import USE_SPEC, DiskCachedEncoder
+from app.ops.eval import drift_math as dm
 from app.ops.eval.classify import is_multi_label, outputs, predict
 from app.ops.eval.datasets import Row, stratified_take
 from app.ops.eval.retrieval import RetrievalData, doc_examples
 from app.ops.training.train import doc_rows
 
 FOLDS = 4
+PASSAGES_PER_DOC = 2  # query-like passages a held-out training doc adds (a long document is many questions' answer)
 DocOutputs = tuple[VoterOutput, ...]
 
 if TYPE_CHECKING:
     from app.core.config import Settings
+    from app.core.taxonomy import Taxonomy
     from app.ops.eval.drift_options import DriftOptions
 
 
@@ -50,11 +53,23 @@ class Labelled:
     doc_conf: np.ndarray | None = None  # per doc: confidence in its labels (None: labels given, fully trusted)
 
 
-def training_rows(data: RetrievalData, train_docs: int, seed: int) -> tuple[list[Example], list[Example], set[int]]:
-    """Voter training rows: a labelgate data dir's queries/ splits, else a stratified sample of docs that no query
-    judges (train, then a quarter as many for dev), which then stay out of every KB."""
+@dataclass(frozen=True)
+class HeldOut:
+    """A retrieval set's docs set aside to train the voters (a labelgate data dir trains on its queries instead)."""
+
+    train: list[Example]  # docs the voters learn from
+    dev: list[Example]  # docs their thresholds are set on
+    docs: set[int]  # both: they stay out of every KB
+    passages: list[Example]  # query-like passages of the training docs, learnt too
+    calibration: list[Example]  # query-like passages of the dev docs: thresholds, and the cold-start reliability
+
+
+def training_rows(data: RetrievalData, train_docs: int, seed: int) -> HeldOut:
+    """A stratified sample of docs that no query judges (train, then a quarter as many for dev), with their query-like
+    passages: the training docs' teach the voters the length of a question, the dev docs' measure how right their
+    labels of a question are (the cold start: docs labelled, no labelled query). Empty for a labelgate data dir."""
     if data.native:
-        return [], [], set()
+        return HeldOut([], [], set(), [], [])
     judged = {d for q in data.queries for d in (*q.relevant, *q.hard_negatives)}
     free: list[Row] = [(str(i), list(data.taxonomy.fine_only(doc.labels)), None) for i, doc in enumerate(data.docs)]
     free = [row for row in free if data.docs[int(row[0])].id not in judged]
@@ -64,7 +79,20 @@ def training_rows(data: RetrievalData, train_docs: int, seed: int) -> tuple[list
     if len(pick) >= len(data.docs):
         raise ValueError("no docs left for the knowledge bases: lower train_docs")
     as_rows = doc_examples(data.docs)
-    return [as_rows[int(r[0])] for r in train], [as_rows[int(r[0])] for r in dev], pick
+    train_rows, dev_rows = [as_rows[int(r[0])] for r in train], [as_rows[int(r[0])] for r in dev]
+    return HeldOut(train_rows, dev_rows, pick, query_like(train_rows, seed), query_like(dev_rows, seed + 1))
+
+
+def query_like(docs: Sequence[Example], seed: int, per_doc: int = PASSAGES_PER_DOC) -> list[Example]:
+    """Up to `per_doc` seeded query-like passages of each doc (app/core/textutil.py passages), with the doc's labels;
+    a doc that is one passage already (a short FAQ question) adds nothing."""
+    rng = np.random.default_rng(seed)
+    rows: list[Example] = []
+    for doc in docs:
+        parts = [p for p in passages(doc.text) if p != doc.text.strip()]
+        keep = rng.permutation(len(parts))[:per_doc] if parts else []
+        rows += [Example(parts[i], doc.labels) for i in sorted(keep)]
+    return rows
 
 
 def native_splits(data: RetrievalData) -> tuple[list[Example], list[Example]]:
@@ -103,8 +131,9 @@ def cross_fitted_doc_labels(
 
 def fit_voters(
     settings: Settings, data: RetrievalData, opt: DriftOptions, cache_dir: Path
-) -> tuple[list[Voter], set[int], dict[str, Any]]:
-    """The promoted pair (`current_voters`), or both voters trained in `opt.mode`; the held-out training docs."""
+) -> tuple[list[Voter], set[int], dict[str, Any], list[Example]]:
+    """The promoted pair (`current_voters`), or both voters trained in `opt.mode`; the held-out training docs; the
+    query-like passages of held-out dev docs that measure the voters' labels when no labelled query is known."""
     from app.core.voters.store import load_pair
     from app.ops.training.fit import fit_pair
 
@@ -115,17 +144,22 @@ def fit_voters(
                 "the promoted voters were trained on these KB docs, so their doc labels would flatter them: "
                 "add --gold-doc-labels, or leave out --current-voters (the run's voters label each doc unseen)"
             )
-        return voters, set(), {"voters": "current", "version": voters[0].version}
-    train, dev, held = training_rows(data, opt.train_docs, opt.seed)
+        return voters, set(), {"voters": "current", "version": voters[0].version}, []
+    held = training_rows(data, opt.train_docs, opt.seed)
+    train, dev = [*held.train, *held.passages], [*held.dev, *held.calibration]  # the voters label both kinds of text
     if data.native:
         queries, dev = native_splits(data)
         train = [*queries, *native_doc_rows(settings, data, exclude=set())]
     pair = fit_pair(settings, train, dev, data.taxonomy, mode=opt.mode, cache_dir=cache_dir)
     seconds = {name: round(s, 1) for name, s in pair.seconds.items()}
-    trained_on = "queries/ splits" if data.native else "held-out docs"
-    info = {"voters": opt.mode, "trained_on": trained_on, "train_rows": len(train), "dev_rows": len(dev)}
+    trained_on = "queries/ splits" if data.native else "held-out docs and their query-like passages"
+    info: dict[str, Any] = {"voters": opt.mode, "trained_on": trained_on}
+    if data.native:
+        info |= {"train_rows": len(train), "dev_rows": len(dev)}
+    else:
+        info |= {"train_rows": len(held.train), "dev_rows": len(held.dev), "passage_rows": len(held.passages)}
     info["train_seconds"] = seconds
-    return list(pair.voters), held, info
+    return list(pair.voters), held.docs, info, held.calibration
 
 
 def label_accuracy(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], data: RetrievalData) -> dict[str, Any]:
@@ -150,7 +184,7 @@ def label_docs(
     owner: list[int] = []  # doc of each chunk
     flat: list[str] = []
     for doc in np.flatnonzero(eligible).tolist():
-        for chunk in chunk_text(data.docs[doc].text, settings.chunk_chars):
+        for chunk in titled(data.docs[doc].title, chunk_text(data.docs[doc].text, settings.chunk_chars)):
             owner.append(doc)
             flat.append(chunk)
     united: list[list[str]] = [[] for _ in data.docs]
@@ -169,21 +203,35 @@ def label_docs(
     return [data.taxonomy.expand(labels) for labels in united], views
 
 
+def vote_texts(
+    voters: Sequence[Voter], texts: Sequence[str], tax: Taxonomy, settings: Settings
+) -> tuple[list[np.ndarray], list[list[VoterOutput]], list[VoteResult]]:
+    """Each voter's probabilities and outputs for these texts, and the pair's vote on each."""
+    probs = [voter.probs(list(texts)) for voter in voters]
+    outs = [outputs(voter, p) for voter, p in zip(voters, probs, strict=True)]
+    cfg = settings.vote
+    votes = [
+        vote(a, b, tax, min_margin=cfg.min_margin, min_fine_agreement=cfg.min_fine_agreement)
+        for a, b in zip(*outs, strict=True)
+    ]
+    return probs, outs, votes
+
+
+def served_labels(result: VoteResult, tax: Taxonomy) -> list[str]:
+    """The labels retrieval filters on: the vote's when automatic, else the candidates' coarse labels (provisional)."""
+    return result.labels if result.decision == "auto" else [x for x in result.candidates if x in tax.coarse_ids]
+
+
 def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions, *, cache_dir: Path) -> Labelled:
     tax = data.taxonomy
     started = time.perf_counter()
-    voters, held, info = fit_voters(settings, data, opt, cache_dir)
+    voters, held, info, calibration = fit_voters(settings, data, opt, cache_dir)
     eligible = np.array([i not in held for i in range(len(data.docs))], dtype=bool)
     texts = [q.text for q in data.queries]
-    probs = [voter.probs(texts) for voter in voters]
-    outs = [outputs(voter, p) for voter, p in zip(voters, probs, strict=True)]
-    votes = [
-        vote(a, b, tax, min_margin=settings.vote.min_margin, min_fine_agreement=settings.vote.min_fine_agreement)
-        for a, b in zip(*outs, strict=True)
-    ]
+    probs, outs, votes = vote_texts(voters, texts, tax, settings)
     multi = is_multi_label([Example(q.text, q.labels) for q in data.queries], tax)
     gate = predict((probs[0] + probs[1]) / 2, tax, multi_label=multi).labels
-    labelgate = [v.labels if v.decision == "auto" else [x for x in v.candidates if x in tax.coarse_ids] for v in votes]
+    labelgate = [served_labels(v, tax) for v in votes]
     query_votes = [
         {o.name: {"probs": dict(o.probs), "accepted": o.accepted} for o in pair} for pair in zip(*outs, strict=True)
     ]
@@ -217,10 +265,25 @@ def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions,
         "embedder": embedder.spec,
     }
     escalated = [v.decision != "auto" for v in votes]
+    if calibration:  # the cold start: how right the voters are on question-length text they never learnt
+        report["cold_start"] = cold_start_reliability(voters, calibration, data, settings)
     labelled = Labelled(
         eligible, doc_labels, doc_vectors, query_vectors, query_votes, gate, labelgate, escalated, report, doc_views
     )
     return labelled if opt.gold_doc_labels else decide_docs(labelled, data, settings)
+
+
+def cold_start_reliability(
+    voters: Sequence[Voter], rows: Sequence[Example], data: RetrievalData, settings: Settings
+) -> dict[str, Any]:
+    """The voters' query-label reliability measured on query-like passages of held-out labelled docs (no labelled
+    query needed): per source as `drift.reliability` measures it on dev queries, and how many passages it rests on."""
+    tax = data.taxonomy
+    _, _, votes = vote_texts(voters, [row.text for row in rows], tax, settings)
+    rows_scored = (
+        (v.decision != "auto", served_labels(v, tax), row.labels) for v, row in zip(votes, rows, strict=True)
+    )
+    return {"passages": len(rows), "reliability": dm.source_reliability(rows_scored, tax.fine_only)}
 
 
 def decide_docs(lab: Labelled, data: RetrievalData, settings: Settings) -> Labelled:

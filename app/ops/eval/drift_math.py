@@ -4,7 +4,7 @@ the label-gated stages with widening, the fused rerank, retrieval metrics and th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -228,3 +228,18 @@ def normalised(weights: Mapping[str, float]) -> dict[str, float]:
     """Weights scaled to sum to one (same order of docs), rounded for reports and settings."""
     total = sum(weights.values()) or 1.0
     return {key: round(value / total, 4) for key, value in weights.items()}
+
+
+def source_reliability(
+    rows: Iterable[tuple[bool, Sequence[str], Sequence[str]]], fine: Callable[[Sequence[str]], Sequence[str]]
+) -> dict[str, float]:
+    """How often each query-label source is right, over (escalated, labels, gold expanded) rows: "voters", the
+    automatic labels' exact leaf set (`fine` keeps a label set's leaves); "provisional", an escalation's coarse labels
+    all among the gold ones. A source with no row is left out (its trust is then unmeasured)."""
+    right: dict[str, list[bool]] = {"voters": [], "provisional": []}
+    for escalated, labels, gold in rows:
+        if escalated:
+            right["provisional"].append(bool(labels) and set(labels) <= set(gold))
+        else:
+            right["voters"].append(set(fine(labels)) == set(fine(gold)))
+    return {source: round(float(np.mean(ok)), 4) for source, ok in right.items() if ok}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app.core.config import Settings, load_settings
 from app.core.errors import ConfigError, InputError
-from app.core.textutil import _CONTROL, chunk_text, clean_query, terms
+from app.core.textutil import _CONTROL, chunk_text, clean_query, passages, terms
 
 
 def test_defaults_env_file_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +84,12 @@ def test_chunk_text_packs_sentences_and_cuts_long_ones() -> None:
     assert "".join(chunks) == text
     assert chunk_text("短句。", 100) == ["短句。"]
     assert chunk_text("   ", 100) == []
+
+
+@given(st.lists(st.text(min_size=0, max_size=80), max_size=8), st.integers(8, 60), st.integers(1, 8))
+def test_passages_are_question_sized_pieces_of_the_text(sentences: list[str], cap: int, floor: int) -> None:
+    text = "。".join(sentences)
+    found = passages(text, max_chars=cap, min_chars=floor)
+    assert all(floor <= len(p) <= cap for p in found)
+    assert all(p in text for p in found)
+    assert passages("屏幕碎了怎么办？电池不耐用。" * 4, max_chars=8) == ["屏幕碎了怎么办？", "电池不耐用。"] * 4

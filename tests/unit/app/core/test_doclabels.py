@@ -68,3 +68,30 @@ def test_a_doc_view_is_its_chunks_averaged(chunks) -> None:  # type: ignore[no-u
         assert merged.probs[x] == pytest.approx(sum(p[x] for p in chunks) / len(chunks))
     same = merge_chunks([VoterOutput("A", chunks[0], THRESHOLDS)] * 3)
     assert same.probs == pytest.approx(chunks[0])
+
+
+DISAGREE = [out("A", 售后=0.9, 屏幕=0.9), out("B", 售后=0.7, 电池=0.7, 屏幕=0.2)]  # A: 屏幕, B: 电池
+
+
+def test_the_llm_is_a_third_opinion_that_confirms_sides_or_disagrees() -> None:
+    alone = label_doc(DISAGREE, TAX, **KW)
+    assert alone.labels == ["售后", "屏幕"] and alone.confidence == pytest.approx(0.55 / 2)  # B dissents
+    confirmed = label_doc(DISAGREE, TAX, **KW, llm_labels=["屏幕"])
+    assert confirmed.labels == alone.labels and confirmed.confidence == pytest.approx(1 - (1 - 0.275) / 2)
+    assert "llm_confirms" in confirmed.reasons
+    sided = label_doc(DISAGREE, TAX, **KW, llm_labels=["电池"])  # two of three: B and the LLM
+    assert sided.labels == ["售后", "电池"] and "llm_sides_with:B" in sided.reasons
+    assert sided.confidence == pytest.approx(1 - (1 - 0.35 / 2) / 2)  # 电池: mean 0.35, one dissent
+    other = label_doc(DISAGREE, TAX, **KW, llm_labels=["活动优惠"])  # nobody's choice: no vote, less sure
+    assert other.labels == alone.labels and other.confidence == pytest.approx(alone.confidence / 2)
+    assert label_doc(DISAGREE, TAX, **KW, llm_labels=["nope"]) == alone  # an unknown label is no opinion
+
+
+@given(probs, probs, st.lists(st.sampled_from(TAX.ids), max_size=3))
+def test_an_llm_opinion_keeps_labels_parent_closed_and_confidence_in_unit_range(a, b, llm) -> None:  # type: ignore[no-untyped-def]
+    views = [VoterOutput("A", a, THRESHOLDS), VoterOutput("B", b, THRESHOLDS)]
+    found = label_doc(views, TAX, **KW, llm_labels=llm)
+    assert found.labels and set(TAX.expand(found.labels)) == set(found.labels) and 0.0 <= found.confidence <= 1.0
+    alone = label_doc(views, TAX, **KW)
+    if found.labels != alone.labels:  # it changes labels only to what a voter accepts, with the LLM's agreement
+        assert any(r.startswith("llm_sides_with:") for r in found.reasons) and not alone.agreed

@@ -66,11 +66,18 @@ def test_a_doc_labeller_labels_each_doc_whole_with_a_confidence_every_chunk_carr
         def __call__(self, chunks):  # type: ignore[no-untyped-def]
             raise AssertionError("a doc labeller is asked per doc, not per chunk")
 
-        def label_docs(self, docs):  # type: ignore[no-untyped-def]
-            return [DocLabels(["售后", "电池"], 0.25 * len(chunks), False) for chunks in docs]
+        def __init__(self) -> None:
+            self.seen: list[list[str]] = []
 
-    docs = [Doc("M", "电池换新。双十一活动。", ()), Doc("G", "屏幕维修。", ("售后", "屏幕"))]
-    kb.index(docs, taxonomy, chunk_chars=7, labeler=Whole())
+        def label_docs(self, docs, chunks):  # type: ignore[no-untyped-def]
+            assert [doc.id for doc in docs] == ["M"]
+            self.seen += chunks
+            return [DocLabels(["售后", "电池"], 0.25 * len(texts), False) for texts in chunks]
+
+    docs = [Doc("M", "电池换新。双十一活动。", (), "换新"), Doc("G", "屏幕维修。", ("售后", "屏幕"))]
+    labeller = Whole()
+    kb.index(docs, taxonomy, chunk_chars=7, labeler=labeller)
+    assert labeller.seen == [["换新\n电池换新。", "换新\n双十一活动。"]]  # each chunk under its doc's title
     got = kb.collection.get(include=["metadatas"])
     metas = {cid: meta for cid, meta in zip(got["ids"], got["metadatas"], strict=True)}
     for cid in ("M#0", "M#1"):
@@ -110,7 +117,7 @@ def test_multi_label_doc_found_from_either_label(chroma_client, collection_name,
 def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, taxonomy, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    state = {"query": "屏幕", "labels": ["售后", "屏幕"], "reasons": []}
+    state = {"query": "屏幕", "labels": ["售后", "屏幕"], "label_source": "voters", "confidence": 0.9, "reasons": []}
     hard = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, soft=False)(state)
     search, unfiltered = kb.search, []
 
@@ -124,6 +131,11 @@ def test_soft_gating_admits_the_best_machine_labelled_chunks_and_says_so(kb, tax
     hard_ids = [d["chunk_id"] for d in hard["docs"]]
     assert [d["chunk_id"] for d in given["docs"]] == hard_ids and given["filter_used"]["admitted"] == 0
     assert unfiltered == []  # and the unfiltered query, which could admit nothing, is not made
+    measured = Retrieve(kb, taxonomy, top_k=3, fetch_k=6, reliability={"voters": 0.5})(state)  # trust 0.45
+    assert measured["filter_used"]["admitted"] > 0 and unfiltered == [6]  # unreliable labels: no wall
+    assert "admitted_author_labelled:query_unsure" in measured["reasons"]
+    assert all(d["label_source"] == "given" for d in measured["docs"])
+    unfiltered.clear()
 
     def machine_labelled(vector, *, partitions, n):  # type: ignore[no-untyped-def]
         hits = search(vector, partitions=partitions, n=n)

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.softgate import admissible, admit, doc_confidence, label_term, query_trust
+from app.core.softgate import ADMIT_GIVEN_BELOW, admissible, admit, doc_confidence, label_term, query_trust
 from app.ops.eval import drift_math as dm
 
 unit = st.floats(0.0, 1.0, allow_nan=False)
@@ -103,8 +103,10 @@ def test_tree_match_counts_each_level_half(taxonomy) -> None:  # type: ignore[no
     assert tree_match([], probs, taxonomy) == 0.0 and tree_match(["nope"], probs, taxonomy) == 0.0
 
 
-def test_only_machine_labelled_docs_join_past_the_filter() -> None:
-    assert admissible("voters") and not admissible("given")
+@given(st.floats(0.0, 1.0), st.sampled_from(["voters", "given", "human", ""]))
+def test_author_labelled_docs_join_past_the_filter_only_when_the_query_labels_are_unsure(trust, source) -> None:  # type: ignore[no-untyped-def]
+    assert admissible(source, trust) == (source != "given" or trust < ADMIT_GIVEN_BELOW)
+    assert admissible("voters", 1.0) and not admissible("given") and admissible("given", 0.0)
 
 
 def test_a_doc_with_all_the_querys_labels_matches_more_than_one_with_some(taxonomy) -> None:  # type: ignore[no-untyped-def]

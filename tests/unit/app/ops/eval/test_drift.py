@@ -24,11 +24,13 @@ def write(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
-def dataset(root: Path, per_label: int = 40) -> Path:
+def dataset(root: Path, per_label: int = 40, sentences: int = 1) -> Path:
     docs, queries = [], []
     for c, (label, chars) in enumerate(WORDS.items()):
         for i in range(per_label):
-            text = "".join(chars[(i * 3 + j) % len(chars)] for j in range(6)) + f"问题{i}"
+            text = "。".join(
+                "".join(chars[(i * 3 + j + s) % len(chars)] for j in range(6)) + f"问题{i}" for s in range(sentences)
+            )
             docs.append({"id": f"d{c}-{i}", "text": text, "category": label})
         for i in range(6):
             relevant = [f"d{c}-{i}"] + ([f"d{c}-{i + 10}"] if i % 2 else [])
@@ -96,6 +98,20 @@ def test_tuning_picks_weights_on_dev_and_scores_the_rest(tiny, tmp_path) -> None
     assert tuning["dev_score"] >= tuning["settings_dev_score"]  # the grid contains weights at least as good
     assert sum(result["rerank_weights"].values()) == pytest.approx(1.0, abs=1e-3)
     assert set(tuning["ablation"]) == {"settings", "full", "no_label", "no_keyword", "semantic_only"}
+
+
+def test_a_kb_of_long_docs_learns_and_measures_its_query_labels_on_question_sized_passages(tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    src = dataset(tmp_path / "ds", sentences=6)  # docs of 6 sentences, queries of one: no labelled query to learn from
+    result = run_drift_eval(tiny, src, OPTIONS)
+    labels, cold = result["labels"], result["labels"]["cold_start"]
+    assert labels["passage_rows"] == 2 * labels["train_rows"] and cold["passages"] == 2 * labels["dev_rows"]
+    assert set(cold["reliability"]) <= {"voters", "provisional"} and cold["reliability"]
+    assert all(0.0 <= r <= 1.0 for r in cold["reliability"].values())
+    assert result["query_label_reliability"] == cold["reliability"]  # what scales query trust without --tune
+    tuned = run_drift_eval(tiny, src, DriftOptions(**{**OPTIONS.__dict__, "tune": True}))
+    assert tuned["query_label_reliability"] == tuned["tuning"]["query_label_reliability"]  # dev queries measure it
+    short = run_drift_eval(tiny, dataset(tmp_path / "short"), OPTIONS)
+    assert short["labels"]["passage_rows"] == 0  # a one-sentence doc is its own passage
 
 
 def test_bad_rows_name_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]

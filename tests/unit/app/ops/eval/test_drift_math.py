@@ -215,3 +215,32 @@ def test_tuning_under_a_recall_floor_keeps_it_when_the_grid_can(groups, f0: floa
         assert weights in feasible
         best = max(np.mean([dm.reranked(c, w, 3)["ndcg@3"] for cs in groups.values() for c in cs]) for w in feasible)
         assert score == pytest.approx(best)
+
+
+def leaves(labels):  # type: ignore[no-untyped-def]
+    return [x for x in labels if not x.startswith("C")]
+
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.booleans(),
+        st.lists(st.sampled_from(["C1", "C2", "a", "b", "c"]), max_size=3, unique=True),
+        st.lists(st.sampled_from(["C1", "C2", "a", "b", "c"]), min_size=1, max_size=3, unique=True),
+    ),
+    max_size=30,
+)
+
+
+@given(rows_strategy)
+def test_source_reliability_is_the_share_right_per_source_and_leaves_out_unmeasured_ones(rows) -> None:  # type: ignore[no-untyped-def]
+    found = dm.source_reliability(rows, leaves)
+    auto = [set(leaves(labels)) == set(leaves(gold)) for escalated, labels, gold in rows if not escalated]
+    provisional = [bool(labels) and set(labels) <= set(gold) for escalated, labels, gold in rows if escalated]
+    assert set(found) == {name for name, ok in (("voters", auto), ("provisional", provisional)) if ok}
+    for name, ok in (("voters", auto), ("provisional", provisional)):
+        if ok:
+            assert found[name] == pytest.approx(sum(ok) / len(ok), abs=1e-4) and 0.0 <= found[name] <= 1.0
+    assert dm.source_reliability([(False, ["a"], ["C1", "a"]), (False, ["b"], ["a"]), (True, [], ["a"])], leaves) == {
+        "voters": 0.5,
+        "provisional": 0.0,
+    }
