@@ -51,7 +51,7 @@ def terms(text: str) -> list[str]:
 
 def chunk_text(text: str, max_chars: int) -> list[str]:
     """Sentence-packed chunks of at most max_chars (a longer single sentence is cut)."""
-    sentences = [s for s in re.split(r"(?<=[。！？!?；;\n])", text) if s.strip()]
+    sentences = [s for s in re.split(r"(?<=[。！？!?；;\n])", text) if s]  # blank ones too: chunks stay substrings
     chunks: list[str] = []
     current = ""
     for sentence in sentences:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.core.config import Settings, load_settings
@@ -87,6 +87,7 @@ def test_chunk_text_packs_sentences_and_cuts_long_ones() -> None:
 
 
 @given(st.lists(st.text(min_size=0, max_size=80), max_size=8), st.integers(8, 60), st.integers(1, 8))
+@example(["", "\n0"], 8, 1)  # a blank line between sentences: the chunk must not glue across it
 def test_passages_are_question_sized_pieces_of_the_text(sentences: list[str], cap: int, floor: int) -> None:
     text = "。".join(sentences)
     found = passages(text, max_chars=cap, min_chars=floor)
