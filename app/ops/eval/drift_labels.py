@@ -19,17 +19,16 @@ from app.core.embedder import load_embedder
 from app.core.errors import ConfigError
 from app.core.indexing import voter_labeler
 from app.core.metrics import gate_metrics
-from app.core.textutil import chunk_text, passages
+from app.core.textutil import chunk_text
 from app.core.voters.base import Voter
 from app.core.voters.encoders import USE_SPEC, DiskCachedEncoder
 from app.ops.eval import drift_math as dm
 from app.ops.eval.classify import is_multi_label, outputs, predict
 from app.ops.eval.datasets import Row, stratified_take
 from app.ops.eval.retrieval import RetrievalData, doc_examples
-from app.ops.training.train import doc_rows
+from app.ops.training.splits import doc_rows, query_like
 
 FOLDS = 4
-PASSAGES_PER_DOC = 2  # query-like passages a held-out training doc adds (a long document is many questions' answer)
 DocOutputs = tuple[VoterOutput, ...]
 
 if TYPE_CHECKING:
@@ -80,19 +79,8 @@ def training_rows(data: RetrievalData, train_docs: int, seed: int) -> HeldOut:
         raise ValueError("no docs left for the knowledge bases: lower train_docs")
     as_rows = doc_examples(data.docs)
     train_rows, dev_rows = [as_rows[int(r[0])] for r in train], [as_rows[int(r[0])] for r in dev]
-    return HeldOut(train_rows, dev_rows, pick, query_like(train_rows, seed), query_like(dev_rows, seed + 1))
-
-
-def query_like(docs: Sequence[Example], seed: int, per_doc: int = PASSAGES_PER_DOC) -> list[Example]:
-    """Up to `per_doc` seeded query-like passages of each doc (app/core/textutil.py passages), with the doc's labels;
-    a doc that is one passage already (a short FAQ question) adds nothing."""
-    rng = np.random.default_rng(seed)
-    rows: list[Example] = []
-    for doc in docs:
-        parts = [p for p in passages(doc.text) if p != doc.text.strip()]
-        keep = rng.permutation(len(parts))[:per_doc] if parts else []
-        rows += [Example(parts[i], doc.labels) for i in sorted(keep)]
-    return rows
+    calibration = query_like(dev_rows, seed + 1, whole_short=True)
+    return HeldOut(train_rows, dev_rows, pick, query_like(train_rows, seed), calibration)
 
 
 def native_splits(data: RetrievalData) -> tuple[list[Example], list[Example]]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.config import Settings
-from app.core.data import DemoData, load_examples
+from app.core.data import DemoData
 from app.core.errors import InputError
 from app.core.feedback import FeedbackStore
 from app.core.taxonomy import Taxonomy
 from app.core.voters.store import current_version, load_pair, promote_pair, promotion_history, recover_switch
 from app.ops.training.evaluate import evaluate
+from app.ops.training.splits import load_splits
 from app.ops.training.train import train_voters, write_report
 
 VOTERS = ("A", "B")
@@ -59,7 +60,7 @@ def retrain(settings: Settings) -> dict[str, Any]:
     recover_switch(settings.voters_dir)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
-    test = load_examples(data.split("test"), taxonomy)
+    test = load_splits(settings, data, taxonomy).test
     store = FeedbackStore(settings.feedback_db_url)
     feedback = store.training_examples(taxonomy)
     reviewed = store.training_examples(taxonomy, sources=("human",))

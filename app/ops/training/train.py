@@ -5,21 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from app.core.config import Settings, TrainMode
-from app.core.data import DemoData, Doc, Example, iter_docs, load_examples
+from app.core.data import DemoData, Example
 from app.core.taxonomy import Taxonomy
-from app.core.textutil import chunk_text
 from app.core.voters.base import Voter
 from app.core.voters.calibrate import fit_temperature, label_thresholds, sigmoid
 from app.core.voters.encoders import USE_SPEC, DiskCachedEncoder, TextEncoder, load_encoder
@@ -41,6 +39,7 @@ from app.core.voters.store import (
 )
 from app.ops.training.evaluate import evaluate, feedback_learned
 from app.ops.training.loops import targets, train_head, train_voter_a
+from app.ops.training.splits import load_splits
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +54,6 @@ def calibrate(voter: Voter, dev: Sequence[Example], *, target_precision: float, 
     )
     voter.thresholds = {label: round(float(t), 6) for label, t in zip(voter.labels, thresholds, strict=True)}
     return voter
-
-
-def doc_rows(docs: Iterable[Doc], *, chunk_chars: int, limit: int, seed: int) -> list[Example]:
-    """Labelled KB docs as training rows, chunked as the index chunks them (at most `limit`: a seeded uniform sample,
-    drawn in one pass over any number of docs). They teach both voters the KB's own words, so docs added later
-    without labels are labelled better at index time (demo, 4-fold cross-fitted: exact doc labels 0.30 → 0.52) and
-    queries too (0.64 → 0.70)."""
-    rng, seen = random.Random(seed), 0
-    kept: list[Example] = []
-    for doc in docs:
-        for chunk in chunk_text(doc.text, chunk_chars) if doc.labels else []:
-            if len(kept) < limit:
-                kept.append(Example(chunk, doc.labels))
-            elif (slot := rng.randrange(seen + 1)) < limit:
-                kept[slot] = Example(chunk, doc.labels)
-            seen += 1
-    return kept
 
 
 MAX_FEEDBACK_REPEAT = 10  # one lone review of a new label must not outweigh a whole label's training rows
@@ -223,10 +205,8 @@ def train_voters(
     torch.set_num_threads(settings.threads)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
-    train, dev, test = (load_examples(data.split(name), taxonomy) for name in ("train", "dev", "test"))
-    cfg = settings.train
-    kb = iter_docs(data.docs, taxonomy) if data.docs.is_file() and cfg.doc_rows else iter([])
-    docs = doc_rows(kb, chunk_chars=settings.chunk_chars, limit=cfg.doc_rows, seed=cfg.seed)
+    splits = load_splits(settings, data, taxonomy)  # the data dir's query splits, or the cold start's (splits.py)
+    train, dev, test, docs, cfg = splits.train, splits.dev, splits.test, splits.docs, settings.train
     train = merge_examples(
         [*train, *docs], extra, repeat=cfg.feedback_repeat, min_label_rows=cfg.feedback_min_label_rows
     )
@@ -243,6 +223,7 @@ def train_voters(
         "mode": settings.train.mode.value,
         "train_rows": len(train),
         "doc_rows": len(docs),
+        "cold_start": splits.cold_start,
         "extra_rows": len(extra),
         "train_seconds": {"A": round(seconds_a, 1), "B": round(seconds_b, 1)},
         "runtime_a": serving_a.meta.get("runtime", settings.voter_a_runtime),

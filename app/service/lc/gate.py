@@ -44,9 +44,8 @@ class Gate:
         """The graph's retrieve and rerank nodes with top_k = k."""
         c, s = self.components, self.components.settings
         out: dict[str, Any] = dict(state)
-        out = apply_update(
-            out, Retrieve(c.kb, c.taxonomy, top_k=k, fetch_k=s.fetch_k, reliability=c.label_reliability())(out)
-        )  # type: ignore[arg-type]
+        retrieve = Retrieve(c.kb, c.taxonomy, top_k=k, fetch_k=s.fetch_k, reliability=c.label_reliability())
+        out = apply_update(out, retrieve(out))  # type: ignore[arg-type]
         out = apply_update(out, Rerank(c.taxonomy, s.rerank, top_k=k, reliability=c.label_reliability())(out))  # type: ignore[arg-type]
         return out  # type: ignore[return-value]
 

@@ -56,7 +56,10 @@ def test_the_demo_reports_the_seed_query_its_drift_numbers_and_the_samples(compo
     assert seed["docs"] == result["gated_top3_full"] and "resolved" not in seed
     disagree = by["disagree"]
     assert (disagree["decision"], disagree["route"], disagree["labels"]) == ("escalate", "provisional", ["售后"])
-    assert disagree["pending_review"] and set(disagree["docs"]) == after_sales  # answered on the coarse filter
+    # answered provisionally on the coarse filter, which is only a prior here: the labels are unsure (escalated), so
+    # the best unfiltered docs compete too and the rerank's label term decides (issue 19's soft gating)
+    assert disagree["pending_review"] and len(set(disagree["docs"]) & after_sales) >= 2
+    assert "admitted_author_labelled:query_unsure" in disagree["reasons"]
     assert set(disagree["candidates"]) == {"售后", "维修进度"}
     resolved = disagree["resolved"]  # the demo's reviewer takes the top two candidates
     assert resolved["labels"] == disagree["candidates"][:2] and resolved["label_source"] == "human"

@@ -196,7 +196,7 @@ def test_an_older_feedback_store_is_migrated_in_place(tmp_path: Path) -> None:
 
 def test_labelled_kb_docs_become_chunked_training_rows_up_to_the_limit(taxonomy) -> None:  # type: ignore[no-untyped-def]
     from app.core.data import Doc
-    from app.ops.training.train import doc_rows
+    from app.ops.training.splits import doc_rows
 
     docs = [
         Doc("a", "屏幕碎了可以免费换。" * 3, ("售后", "屏幕")),

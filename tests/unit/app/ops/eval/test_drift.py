@@ -111,7 +111,9 @@ def test_a_kb_of_long_docs_learns_and_measures_its_query_labels_on_question_size
     tuned = run_drift_eval(tiny, src, DriftOptions(**{**OPTIONS.__dict__, "tune": True}))
     assert tuned["query_label_reliability"] == tuned["tuning"]["query_label_reliability"]  # dev queries measure it
     short = run_drift_eval(tiny, dataset(tmp_path / "short"), OPTIONS)
-    assert short["labels"]["passage_rows"] == 0  # a one-sentence doc is its own passage
+    assert short["labels"]["passage_rows"] == 0  # a one-sentence doc is its own passage: nothing new to learn
+    short_cold = short["labels"]["cold_start"]  # ... and it is what calibration measures on (a short FAQ question)
+    assert short_cold["passages"] == short["labels"]["dev_rows"] and short_cold["reliability"]
 
 
 def test_bad_rows_name_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
