@@ -40,13 +40,17 @@ class Components:
     examples: ExampleStore | None = None  # reviewed examples for the extractor's prompt (None: zero-shot)
 
     def label_reliability(self) -> dict[str, float]:
-        """How far the voters' own labels may be trusted, as measured at training (voters' meta `gate_reliability`:
-        exact accuracy of their automatic decisions on dev); {} (full trust) for voters trained before it existed."""
-        measured = [v.meta.get("gate_reliability") for v in self.voters]
-        numbers = [float(x) for x in measured if isinstance(x, int | float)]
-        if not numbers or len(numbers) < len(measured):
-            return {}
-        return {"voters": min(numbers)}
+        """How far the voters' labels may be trusted, as measured at training: "voters" (meta `gate_reliability`: the
+        exact accuracy of their automatic decisions on dev) and "provisional" (meta `provisional_reliability`: how often
+        an escalation's candidates' coarse labels, the filter of an answer given before its review, are all right).
+        A source left unmeasured (voters trained before it existed) is fully trusted."""
+        found: dict[str, float] = {}
+        for source, key in (("voters", "gate_reliability"), ("provisional", "provisional_reliability")):
+            measured = [v.meta.get(key) for v in self.voters]
+            numbers = [float(x) for x in measured if isinstance(x, int | float)]
+            if numbers and len(numbers) == len(measured):
+                found[source] = min(numbers)
+        return found
 
     @classmethod
     def load(cls, settings: Settings, *, client: Any = None) -> Components:

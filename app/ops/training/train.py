@@ -238,6 +238,8 @@ def train_voters(
     voter_a.meta["metrics"] = voter_b.meta["metrics"] = report["test"]
     if (reliability := gate_reliability(report["dev"])) is not None:  # how far the rerank may trust their labels
         voter_a.meta["gate_reliability"] = voter_b.meta["gate_reliability"] = reliability
+    if (provisional := report["dev"].get("provisional_precision")) is not None:  # ... and an escalation's coarse ones
+        voter_a.meta["provisional_reliability"] = voter_b.meta["provisional_reliability"] = round(provisional, 4)
     voter_a.meta["doc_rows"] = voter_b.meta["doc_rows"] = len(docs)
     save_voter(settings.voters_dir, voter_a, write_a, make_current=False)
     save_voter(settings.voters_dir, voter_b, head_writer(head), make_current=False)

@@ -66,3 +66,5 @@ def test_components_read_the_reliability_the_training_measured(components) -> No
         for v, r in zip(components.voters, (0.9, 0.8), strict=True)
     ]
     assert dataclasses.replace(components, voters=measured).label_reliability() == {"voters": 0.8}
+    both = [dataclasses.replace(v, meta={**v.meta, "provisional_reliability": 0.6}) for v in measured]
+    assert dataclasses.replace(components, voters=both).label_reliability() == {"voters": 0.8, "provisional": 0.6}
