@@ -51,7 +51,7 @@ def test_provisional_precision_counts_escalations_whose_coarse_candidates_are_al
     a = keyword_voter("A", taxonomy, {"屏幕": ["屏幕"], "活动优惠": ["活动"]})
     b = keyword_voter("B", taxonomy, {"电池": ["碎"], "屏幕": ["好"]})
     rows = [
-        Example("屏幕碎了", ("售后", "屏幕")),  # 屏幕 vs 电池: escalated, both under 售后 — the provisional filter is right
+        Example("屏幕碎了", ("售后", "屏幕")),  # 屏幕 vs 电池: escalated, both under 售后 — provisional filter right
         Example("活动碎了", ("销售", "活动优惠")),  # 活动优惠 vs 电池: escalated, 售后 among its coarse filter — wrong
         Example("屏幕好了", ("售后", "屏幕")),  # both 屏幕: automatic, not counted
     ]
