@@ -39,9 +39,10 @@ def gated_top_over(assistant: Assistant, state: dict[str, Any], docs: Sequence[D
         passage_prefix=c.kb.passage_prefix,
     )
     small.index(docs, c.taxonomy, chunk_chars=c.settings.chunk_chars)
-    retrieve = Retrieve(small, c.taxonomy, top_k=k, fetch_k=c.settings.fetch_k, reliability=c.label_reliability())
+    trust = c.label_reliability()
+    retrieve = Retrieve(small, c.taxonomy, top_k=k, fetch_k=c.settings.fetch_k, reliability=trust)
     state = apply_update(state, retrieve(state))  # type: ignore[arg-type]
-    rerank = Rerank(c.taxonomy, c.settings.rerank, top_k=k, reliability=c.label_reliability())
+    rerank = Rerank(c.taxonomy, c.settings.rerank, top_k=k, reliability=trust)
     state = apply_update(state, rerank(state))  # type: ignore[arg-type]
     return [doc["doc_id"] for doc in state["docs"]]
 

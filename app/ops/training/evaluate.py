@@ -55,13 +55,13 @@ def evaluate(
     gate = gate_metrics(auto, [v.labels for v in votes], gold)
     coarse_gate = gate_metrics(auto, [_coarse(v.labels, taxonomy) for v in votes], [_coarse(g, taxonomy) for g in gold])
     escalated = len(auto) - sum(auto)
-    # an escalation answered before its review is filtered on its candidates' coarse labels (nodes/rules.py)
+    # an escalation answered before its review is filtered on its candidates' coarse labels (nodes/rules.py): right
+    # when there are some and all are gold (drift_math.source_reliability's "provisional")
     provisional = [
-        set(_coarse(taxonomy.expand(v.candidates), taxonomy)) or {""}
-        for v, au in zip(votes, auto, strict=True)
+        bool(coarse := set(_coarse(taxonomy.expand(v.candidates), taxonomy))) and coarse <= set(g)
+        for v, au, g in zip(votes, auto, gold, strict=True)
         if not au
     ]
-    escalated_gold = [set(g) for g, au in zip(gold, auto, strict=True) if not au]
     return {
         "rows": len(examples),
         "voters": {
@@ -78,9 +78,7 @@ def evaluate(
         **gate,
         "auto_precision_coarse": coarse_gate["auto_precision"],
         "escalated": escalated,
-        "provisional_precision": (
-            sum(p <= g for p, g in zip(provisional, escalated_gold, strict=True)) / escalated if escalated else None
-        ),
+        "provisional_precision": sum(provisional) / escalated if escalated else None,
         "escalated_where_a_wrong": sum(
             not au and set(p) != set(g) for au, p, g in zip(auto, pred_a, gold, strict=True)
         ),

@@ -60,7 +60,8 @@ def retrain(settings: Settings) -> dict[str, Any]:
     recover_switch(settings.voters_dir)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
-    test = load_splits(settings, data, taxonomy).test
+    splits = load_splits(settings, data, taxonomy)  # once: the candidate trains on them, both pairs score on test
+    test = splits.test
     store = FeedbackStore(settings.feedback_db_url)
     feedback = store.training_examples(taxonomy)
     reviewed = store.training_examples(taxonomy, sources=("human",))
@@ -69,7 +70,7 @@ def retrain(settings: Settings) -> dict[str, Any]:
     if before_version is not None:
         a, b = load_pair(settings.voters_dir, threads=settings.threads, runtime=settings.voter_a_runtime)
         current = gate_scores(evaluate(a, b, test, taxonomy, settings.vote))
-    report = train_voters(settings, extra=feedback, reviewed=reviewed, promote=False)
+    report = train_voters(settings, extra=feedback, reviewed=reviewed, promote=False, splits=splits)
     candidate = gate_scores(report["test"])
     if report[LEARNED] is not None:
         candidate[LEARNED] = report[LEARNED]

@@ -39,7 +39,7 @@ from app.core.voters.store import (
 )
 from app.ops.training.evaluate import evaluate, feedback_learned
 from app.ops.training.loops import targets, train_head, train_voter_a
-from app.ops.training.splits import load_splits
+from app.ops.training.splits import Splits, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -197,15 +197,21 @@ def fit_fast_a(
 
 
 def train_voters(
-    settings: Settings, *, extra: Sequence[Example] = (), reviewed: Sequence[Example] = (), promote: bool = True
+    settings: Settings,
+    *,
+    extra: Sequence[Example] = (),
+    reviewed: Sequence[Example] = (),
+    promote: bool = True,
+    splits: Splits | None = None,
 ) -> dict[str, Any]:
     """Train A (fine-tuned, full or LoRA, or a head on the frozen encoder with `train.mode=fast`) and B on train
     (+ extra rows), calibrate on dev, score on test (and on the `reviewed` rows: feedback_learned), save a new version
-    (made current unless promote=False) and return the report (also written to home)."""
+    (made current unless promote=False) and return the report (also written to home). `splits`: what load_splits
+    returns, when the caller has it already."""
     torch.set_num_threads(settings.threads)
     data = DemoData(settings.data_dir)
     taxonomy = Taxonomy.load(data.taxonomy)
-    splits = load_splits(settings, data, taxonomy)  # the data dir's query splits, or the cold start's (splits.py)
+    splits = splits or load_splits(settings, data, taxonomy)  # the data dir's query splits, or the cold start's
     train, dev, test, docs, cfg = splits.train, splits.dev, splits.test, splits.docs, settings.train
     train = merge_examples(
         [*train, *docs], extra, repeat=cfg.feedback_repeat, min_label_rows=cfg.feedback_min_label_rows

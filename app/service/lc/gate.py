@@ -44,9 +44,10 @@ class Gate:
         """The graph's retrieve and rerank nodes with top_k = k."""
         c, s = self.components, self.components.settings
         out: dict[str, Any] = dict(state)
-        retrieve = Retrieve(c.kb, c.taxonomy, top_k=k, fetch_k=s.fetch_k, reliability=c.label_reliability())
+        trust = c.label_reliability()
+        retrieve = Retrieve(c.kb, c.taxonomy, top_k=k, fetch_k=s.fetch_k, reliability=trust)
         out = apply_update(out, retrieve(out))  # type: ignore[arg-type]
-        out = apply_update(out, Rerank(c.taxonomy, s.rerank, top_k=k, reliability=c.label_reliability())(out))  # type: ignore[arg-type]
+        out = apply_update(out, Rerank(c.taxonomy, s.rerank, top_k=k, reliability=trust)(out))  # type: ignore[arg-type]
         return out  # type: ignore[return-value]
 
 
