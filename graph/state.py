@@ -65,6 +65,7 @@ class State(InputState, total=False):
     candidates: list[str]
     reasons: Annotated[list[str], operator.add]  # machine-readable; each node returns only its own
     llm_labels: list[str]
+    proposal: list[str]  # the escalation path's best label set, from every opinion (app/core/proposal.py)
     entities: dict[str, str]
     rule_hits: list[dict[str, Any]]
     review: dict[str, Any]  # {status: resolved, reviewer, labels, mode: ReviewMode}
@@ -85,6 +86,7 @@ _TURN_FIELDS: dict[str, Any] = {
     "confidence": 0.0,
     "candidates": [],
     "llm_labels": [],
+    "proposal": [],
     "entities": {},
     "rule_hits": [],
     "review": {},

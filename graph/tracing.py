@@ -52,7 +52,12 @@ def _vote(u: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _extract(u: Mapping[str, Any]) -> dict[str, Any]:
-    return {"llm_labels": u.get("llm_labels", []), "entities": u.get("entities", {}), "reasons": u.get("reasons", [])}
+    return {
+        "llm_labels": u.get("llm_labels", []),
+        "proposal": u.get("proposal", []),
+        "entities": u.get("entities", {}),
+        "reasons": u.get("reasons", []),
+    }
 
 
 def _rules(u: Mapping[str, Any]) -> dict[str, Any]:

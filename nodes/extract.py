@@ -6,20 +6,26 @@ then, like an unreachable or unconfigured LLM, an explicit fallback recorded in 
 Few-shot: with an example store the user message carries the k reviewed queries most similar to this one (train
 split + feedback people or rules confirmed) with their labels, quoted as data; the system message (instructions and
 the label table with descriptions) stays the same for every query, so the LLM server reuses its cached prefix.
+
+Proposal: the node also fuses every opinion on the query — both voters' probabilities, the kNN vote over the nearest
+reviewed examples, the LLM's labels — into `proposal` (app/core/proposal.py), the set a reviewer starts from. It
+exists without an LLM too. Confirmation (nodes/rules.py) still checks the LLM's own labels.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 import prompts
+from app.core.fewshot import KNN_K, KNN_TEMPERATURE, knn_vote_shots
 from app.core.llm import message_text, parse_json_object
+from app.core.proposal import llm_opinion, propose
 from app.core.taxonomy import Taxonomy, label_table
 from graph.options import NO_OPTIONS, RunOptions
 from graph.state import State
@@ -93,36 +99,53 @@ class Extract:
         self.examples, self.k = examples, k
         self.user_template = prompts.load("extract_examples")
 
-    def user_message(self, query: str) -> tuple[str, list[str]]:
-        """The user message (the query, with its nearest reviewed examples when there are any) and reasons."""
-        if self.examples is None or self.k <= 0:
-            return query, []
+    def nearest(self, query: str) -> tuple[list[Shot], list[str]]:
+        """The reviewed examples nearest the query (enough for the prompt and the kNN opinion) and reasons."""
+        if self.examples is None:
+            return [], []
         try:
-            shots = self.examples.nearest_text(query, self.k)
+            return self.examples.nearest_text(query, max(self.k, KNN_K)), []
         except Exception as exc:  # examples help; an embedder or store failure must not cost the extraction
             log.warning("few-shot examples unavailable: %s", exc)
-            return query, [f"extract:fewshot_unavailable:{type(exc).__name__}"]
-        if not shots:
-            return query, []
-        shots = shots[::-1]  # most similar last: nearest the query
-        return self.user_template.format(examples=examples_block(shots, self.taxonomy), query=query), []
+            return [], [f"extract:fewshot_unavailable:{type(exc).__name__}"]
+
+    def user_message(self, query: str, shots: Sequence[Shot]) -> str:
+        """The query, after its k nearest reviewed examples when there are any (most similar last: nearest it)."""
+        if self.k <= 0 or not shots:
+            return query
+        block = examples_block(list(shots[: self.k])[::-1], self.taxonomy)
+        return self.user_template.format(examples=block, query=query)
+
+    def propose(self, state: State, shots: Sequence[Shot], llm_labels: Sequence[str]) -> dict[str, Any]:
+        """The path's proposal from the voters' probabilities, the kNN vote and the LLM's labels (app/core/proposal)."""
+        opinions: dict[str, Mapping[str, float]] = {
+            name: rec["probs"] for name, rec in state.get("votes", {}).items() if rec.get("probs")
+        }
+        if shots:
+            opinions["knn"] = knn_vote_shots(shots[:KNN_K], self.taxonomy, temperature=KNN_TEMPERATURE).scores
+        if llm_labels:
+            opinions["llm"] = llm_opinion(llm_labels, self.taxonomy)
+        proposal = propose(opinions, self.taxonomy)
+        why = [f"proposal:{'+'.join(proposal.opinions)}"] if proposal.labels else ["proposal:none"]
+        return {"proposal": proposal.labels, "reasons": why}
 
     def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
+        shots, notes = self.nearest(state["query"])
+        out = self.extract(state["query"], shots, options)
+        proposal = self.propose(state, shots, out["llm_labels"])
+        return out | {"proposal": proposal["proposal"], "reasons": [*notes, *out["reasons"], *proposal["reasons"]]}
+
+    def extract(self, query: str, shots: Sequence[Shot], options: RunOptions) -> dict[str, Any]:
+        """The LLM's labels and entities, validated; a skipped or failed call is an explicit reason, never a raise."""
         if self.llm is None or options.llm is False:
-            why = "llm_off_for_run" if self.llm is not None else "llm_not_configured"
-            return {"llm_labels": [], "entities": {}, "reasons": [f"extract_skipped:{why}"]}
-        user, notes = self.user_message(state["query"])
-        messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(user)]
+            return skipped("llm_off_for_run" if self.llm is not None else "llm_not_configured")
+        messages: list[BaseMessage] = [SystemMessage(self.system), HumanMessage(self.user_message(query, shots))]
         for attempt in range(2):
             try:
                 reply = self.llm.invoke(messages)
             except Exception as exc:  # network, timeout, server error: all mean "LLM unavailable"
                 log.warning("extractor LLM failed: %s", exc)
-                return {
-                    "llm_labels": [],
-                    "entities": {},
-                    "reasons": [*notes, f"extract_skipped:llm_unavailable:{type(exc).__name__}"],
-                }
+                return skipped(f"llm_unavailable:{type(exc).__name__}")
             text = message_text(reply)
             try:
                 known, unknown, entities = validate_extraction(text, self.taxonomy)
@@ -131,10 +154,10 @@ class Extract:
                 continue
             extra = [f"llm_dropped_unknown:{len(unknown)}"] if unknown else []
             retry = ["llm_retried"] if attempt else []
-            return {
-                "llm_labels": self.taxonomy.expand(known),
-                "entities": entities,
-                "reasons": [*notes, *retry, *extra],
-            }
-        reasons = [*notes, "extract_skipped:llm_invalid_output"]
-        return {"llm_labels": [], "entities": {}, "reasons": reasons}
+            return {"llm_labels": self.taxonomy.expand(known), "entities": entities, "reasons": [*retry, *extra]}
+        return skipped("llm_invalid_output")
+
+
+def skipped(why: str) -> dict[str, Any]:
+    """No LLM labels, and why: recorded, never raised (→ review)."""
+    return {"llm_labels": [], "entities": {}, "reasons": [f"extract_skipped:{why}"]}

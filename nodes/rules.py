@@ -1,8 +1,9 @@
 """rules: keyword/regex rules, then the confirmation policy (LLM labels confirmed by a rule or a voter).
 
 Unconfirmed labels go to a person: before the answer when any candidate's review mode is before_answer (投诉) or
-nothing is known; otherwise after it — the answer goes out now under a conservative coarse filter (route
-"provisional") and the review pauses afterwards. Confirmed label sets are written to the feedback store.
+nothing is known; otherwise after it — the answer goes out now under the vote's candidates' coarse labels as a soft
+filter (route "provisional"; app/core/proposal.provisional_labels) and the review pauses afterwards. Confirmed label
+sets are written to the feedback store.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from langchain_core.runnables import RunnableConfig
 
 from app.core.decision import confirm
 from app.core.feedback import FeedbackStore
+from app.core.proposal import provisional_labels
 from app.core.rules import RuleSet
 from app.core.taxonomy import Taxonomy
 from graph.options import NO_OPTIONS, RunOptions
@@ -46,7 +48,7 @@ class Rules:
             }
         why = [f"unconfirmed:{label}" for label in result.unconfirmed] or ["no_llm_labels"]
         candidates = self.taxonomy.expand([*state.get("candidates", []), *result.labels])
-        coarse = [label for label in candidates if label in self.taxonomy.coarse_ids]
+        coarse = provisional_labels(state.get("candidates", []), candidates, self.taxonomy)
         update |= {"candidates": candidates}
         mode = options.review_mode if options.review_mode not in (None, "taxonomy") else None
         if coarse and (mode or self.taxonomy.review_mode(candidates)) == "after_answer":

@@ -25,13 +25,15 @@ def validate_resume(value: Any, taxonomy: Taxonomy) -> tuple[list[str], str]:
 
 
 def candidate_table(state: dict[str, Any], taxonomy: Taxonomy) -> list[dict[str, Any]]:
-    """Each candidate label with its sources (voter probabilities, LLM, rules) and a mean voter score."""
+    """Each candidate label with its sources (voter probabilities, LLM, rules, `proposed` when the escalation path's
+    proposal holds it) and a mean voter score."""
     votes = state.get("votes", {})
     rule_labels: dict[str, list[str]] = {}
     for hit in state.get("rule_hits", []):
         for label in hit["labels"]:
             rule_labels.setdefault(label, []).append(hit["rule"])
-    names = dict.fromkeys([*state.get("candidates", []), *state.get("llm_labels", []), *rule_labels])
+    proposal = state.get("proposal", [])
+    names = dict.fromkeys([*proposal, *state.get("candidates", []), *state.get("llm_labels", []), *rule_labels])
     rows = []
     for label in taxonomy.expand(names):
         sources = [
@@ -41,6 +43,8 @@ def candidate_table(state: dict[str, Any], taxonomy: Taxonomy) -> list[dict[str,
         if label in state.get("llm_labels", []):
             sources.append("llm")
         sources += [f"rule:{rule}" for rule in rule_labels.get(label, [])]
+        if label in proposal:
+            sources.append("proposed")
         score = sum(rec["probs"].get(label, 0.0) for rec in votes.values()) / max(len(votes), 1)
         rows.append({"label": label, "sources": sources, "score": round(score, 4)})
     return sorted(rows, key=lambda row: -row["score"])
@@ -51,6 +55,7 @@ def review_payload(state: dict[str, Any], taxonomy: Taxonomy, error: str | None 
     payload = {
         "query": state["query"],
         "candidates": candidates,
+        "proposed": list(state.get("proposal", [])),  # the set the review page starts from
         "reasons": state.get("reasons", []),
         # what actually happened: answered already (after_answer) or blocked until a person confirms (before_answer)
         "mode": "after_answer" if state.get("answer_kind") else "before_answer",

@@ -30,15 +30,16 @@ def bench_extract(
     components: Components, rows: Sequence[Example], *, limit: int | None = None, llm: bool = True
 ) -> dict[str, Any]:
     """Run the gate on every row; on the escalated ones compare the LLM's labels (few-shot when the example store is
-    on), voter A's and the kNN vote's with gold; and measure the kNN vote as a third opinion on escalations.
-    `llm=False`: the gate and kNN parts only (no LLM calls)."""
-    from app.ops.eval.knn import KNN_K, gate_row, knn_report
+    on), the extract node's proposal (every opinion fused), voter A's and the kNN vote's with gold; and measure the
+    kNN vote as a third opinion on escalations. `llm=False`: no LLM calls (the proposal from voters + kNN)."""
+    from app.core.fewshot import KNN_K
+    from app.ops.eval.knn import gate_row, knn_report
 
     if llm:
         _require_llm(components)
     tax, s = components.taxonomy, components.settings
     classify, vote = Classify(components.voters, max_query_chars=s.max_query_chars), Vote(tax, s.vote)
-    extract = Extract(components.llm, tax, components.examples, k=s.fewshot_k)
+    extract = Extract(components.llm if llm else None, tax, components.examples, k=s.fewshot_k)
     examples = components.examples
     escalated, gate_rows = [], []
     for row in rows:
@@ -58,21 +59,24 @@ def bench_extract(
         "fewshot": {"k": s.fewshot_k if examples is not None else 0, **(examples.counts() if examples else {})},
     }
     gold = [tax.expand(row.labels) for row, _ in escalated]
+    pred, proposals, times, fallbacks, dropped = [], [], [], 0, 0
+    for _, state in escalated:
+        start = time.perf_counter()
+        out = extract(state)  # type: ignore[arg-type]  # without an LLM: the proposal from voters + kNN alone
+        times.append((time.perf_counter() - start) * 1000)
+        fallbacks += any(r.startswith("extract_skipped") for r in out["reasons"])
+        dropped += sum(int(r.rsplit(":", 1)[1]) for r in out["reasons"] if r.startswith("llm_dropped_unknown:"))
+        pred.append(out["llm_labels"])
+        proposals.append(out["proposal"])
     if llm:
-        pred, times, fallbacks, dropped = [], [], 0, 0
-        for _, state in escalated:
-            start = time.perf_counter()
-            out = extract(state)  # type: ignore[arg-type]
-            times.append((time.perf_counter() - start) * 1000)
-            fallbacks += any(r.startswith("extract_skipped") for r in out["reasons"])
-            dropped += sum(int(r.rsplit(":", 1)[1]) for r in out["reasons"] if r.startswith("llm_dropped_unknown:"))
-            pred.append(out["llm_labels"])
         report["llm"] = {
             **labeller_scores(pred, gold, tax),
             "fallbacks": fallbacks,
             "dropped_unknown_labels": dropped,
             "latency": percentiles(times) if times else {},
         }
+    opinions = "voters + kNN" + (" + LLM" if llm else "")
+    report["proposal"] = {"opinions": opinions, **labeller_scores(proposals, gold, tax)}
     voter_a = [tax.expand(state["votes"]["A"]["accepted"]) for _, state in escalated]
     a_scores = labeller_scores(voter_a, gold, tax)
     report["voter_a_on_same_rows"] = {key: a_scores[key] for key in ("exact_set_accuracy", "coarse_accuracy")}

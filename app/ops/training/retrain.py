@@ -34,10 +34,11 @@ def promotion_decision(
     tolerance: float = 0.0,
     min_learned: float = 0.0,
 ) -> tuple[bool, list[str]]:
-    """Promote when no voter's macro-F1 and not the gate's auto precision is worse (beyond tolerance), and the
-    candidate labels at least `min_learned` of the people-reviewed feedback rows exactly as reviewed (a candidate
-    that did not learn what people confirmed is not promoted). Coverage is reported, not gated: escalating more is
-    safe, answering wrongly is not."""
+    """Promote when no voter's macro-F1, not the gate's auto precision and not its auto coverage is worse (beyond
+    tolerance), and the candidate labels at least `min_learned` of the people-reviewed feedback rows exactly as
+    reviewed (a candidate that did not learn what people confirmed is not promoted). Coverage is gated too: a round
+    of feedback must not send more of the traffic to people (`demo --loop`, seed 1 on 2026-12-06: test coverage
+    0.518 → 0.455 at precision 0.902 → 0.922, and the held-out probes' escalation 0.50 → 0.88, was promoted)."""
     ok, lines = True, []
     learned = candidate.get(LEARNED)
     if learned is not None:
@@ -48,10 +49,9 @@ def promotion_decision(
         return ok, [*lines, "no current version: the candidate becomes current" if ok else "no current version"]
     for key in sorted(k for k in candidate if k != LEARNED):
         before, after = current.get(key, 0.0), candidate[key]
-        gated = key != "auto_coverage"
-        worse = gated and after < before - tolerance
+        worse = after < before - tolerance
         ok &= not worse
-        verdict = "worse" if worse else ("ok" if gated else "info")
+        verdict = "worse" if worse else "ok"
         lines.append(f"{key}: {before:.4f} → {after:.4f} ({after - before:+.4f}) {verdict}")
     return ok, lines
 

@@ -104,6 +104,20 @@ def test_rules_confirm_llm_labels_or_send_to_review(taxonomy) -> None:  # type: 
     assert no_llm["route"] == "provisional" and no_llm["reasons"] == ["no_llm_labels", "review:after_answer"]
     assert no_llm["labels"] == ["销售"] and no_llm["label_source"] == "provisional"
     assert "活动优惠" in no_llm["candidates"]  # the rule's label is offered to the reviewer
+    voted = {
+        "query": "屏幕碎了",
+        "llm_labels": ["服务态度"],
+        "votes": votes,
+        "reasons": [],
+        "candidates": ["售后", "屏幕"],
+    }
+    provisional = rules(voted | {"proposal": ["销售", "活动优惠"]}, config)  # type: ignore[arg-type]
+    assert provisional["route"] == "review"  # the LLM's 投诉 label demands a person before the answer
+    voted["llm_labels"] = ["电池"]
+    provisional = rules(voted | {"proposal": ["销售", "活动优惠"]}, config)  # type: ignore[arg-type]
+    assert provisional["route"] == "provisional" and provisional["labels"] == ["售后"]  # the vote's, as measured
+    assert {"屏幕", "电池"} <= set(provisional["candidates"]) and "活动优惠" not in provisional["candidates"]
+    # the proposal (it moves as reviewed examples arrive) never routes: the review page shows it from the state
     nothing = rules({"query": "你好", "llm_labels": [], "votes": votes, "reasons": []}, config)
     assert nothing["route"] == "review"  # nothing known: no filter to answer under, so a person first
     assert len(store.rows()) == 2  # unconfirmed sets are not feedback

@@ -32,7 +32,8 @@ def test_extract_valid_reply(taxonomy) -> None:  # type: ignore[no-untyped-def]
     out = Extract(fake(reply), taxonomy)(STATE)
     assert out["llm_labels"] == ["售后", "屏幕", "保修政策"]
     assert out["entities"] == {"order_id": "SF123"}
-    assert out["reasons"] == []  # its own reasons only: the state's ["x"] stay (the reducer appends)
+    assert out["reasons"] == ["proposal:llm"]  # its own reasons only: the state's ["x"] stay (the reducer appends)
+    assert out["proposal"] == out["llm_labels"]  # the LLM was the only opinion
 
 
 def test_extract_drops_labels_outside_taxonomy_and_records_it(taxonomy) -> None:  # type: ignore[no-untyped-def]
@@ -45,13 +46,30 @@ def test_extract_retries_once_then_falls_back(taxonomy) -> None:  # type: ignore
     out = Extract(fake("not json", '```json\n{"labels": ["电池"]}\n```'), taxonomy)(STATE)
     assert out["llm_labels"] == ["售后", "电池"] and "llm_retried" in out["reasons"]
     out = Extract(fake("nope", '{"labels": "电池"}'), taxonomy)(STATE)
-    assert out["llm_labels"] == [] and out["reasons"][-1] == "extract_skipped:llm_invalid_output"
+    assert out["llm_labels"] == [] and out["reasons"][-2:] == ["extract_skipped:llm_invalid_output", "proposal:none"]
 
 
 def test_extract_without_or_with_broken_llm(taxonomy) -> None:  # type: ignore[no-untyped-def]
-    assert Extract(None, taxonomy)(STATE)["reasons"][-1] == "extract_skipped:llm_not_configured"
+    assert Extract(None, taxonomy)(STATE)["reasons"] == ["extract_skipped:llm_not_configured", "proposal:none"]
     out = Extract(failing_chat(), taxonomy)(STATE)
-    assert out["reasons"][-1] == "extract_skipped:llm_unavailable:TimeoutError"
+    assert out["reasons"] == ["extract_skipped:llm_unavailable:TimeoutError", "proposal:none"]
+
+
+def test_the_proposal_fuses_voters_knn_and_llm_and_needs_no_llm(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    store = ExampleStore(CharEncoder(), taxonomy, base=TRAIN)
+    votes = {
+        "A": {"probs": {"屏幕": 0.9, "保修政策": 0.7, "电池": 0.1}, "accepted": ["屏幕"]},
+        "B": {"probs": {"屏幕": 0.6, "保修政策": 0.5}, "accepted": []},
+    }
+    state = {"query": "屏幕碎了能保修吗", "reasons": [], "votes": votes}
+    knn = Extract(None, taxonomy, store).propose(state, store.nearest_text(state["query"], 5), [])  # type: ignore[arg-type]
+    out = Extract(fake('{"labels": ["保修政策"]}'), taxonomy, store, k=2)(state)  # type: ignore[arg-type]
+    assert out["llm_labels"] == ["售后", "保修政策"] and out["reasons"][-1] == "proposal:A+B+knn+llm"
+    assert "屏幕" in out["proposal"]  # both voters and the nearest examples: the LLM's miss is outvoted
+    assert "保修政策" in out["proposal"]  # (0.7 + 0.5 + 1 + kNN ≥ 0) / 4 ≥ 0.5: the LLM tips it
+    offline = Extract(None, taxonomy, store)(state)  # type: ignore[arg-type]
+    assert offline["reasons"] == ["extract_skipped:llm_not_configured", "proposal:A+B+knn"]
+    assert offline["proposal"] == knn["proposal"] and "屏幕" in offline["proposal"]
 
 
 class RecordingChat(GenericFakeChatModel):
@@ -71,7 +89,7 @@ def test_prompt_carries_the_nearest_reviewed_examples_and_the_descriptions(taxon
     store = ExampleStore(CharEncoder(), taxonomy, base=TRAIN, feedback=feedback)
     llm = RecordingChat(messages=iter([AIMessage(content='{"labels": ["屏幕"], "entities": []}')]))
     out = Extract(llm, taxonomy, store, k=2)({"query": "屏幕碎了保修吗？", "reasons": []})
-    assert out["llm_labels"] == ["售后", "屏幕"] and out["reasons"] == []
+    assert out["llm_labels"] == ["售后", "屏幕"] and out["reasons"] == ["proposal:knn+llm"]
     system, user = llm.calls[0]
     assert isinstance(system, SystemMessage) and isinstance(user, HumanMessage)
     for label in taxonomy.labels:  # every label with its description, in the fixed system message
@@ -97,7 +115,8 @@ def test_examples_are_quoted_data_and_their_failure_is_recorded(taxonomy) -> Non
             raise OSError("disk gone")
 
     out = Extract(fake('{"labels": ["电池"]}'), taxonomy, Broken(CharEncoder(), taxonomy), k=3)(STATE)
-    assert out["llm_labels"] == ["售后", "电池"] and out["reasons"] == ["extract:fewshot_unavailable:OSError"]
+    assert out["llm_labels"] == ["售后", "电池"]
+    assert out["reasons"] == ["extract:fewshot_unavailable:OSError", "proposal:llm"]
     zero = RecordingChat(messages=iter([AIMessage(content='{"labels": ["电池"]}')]))
     Extract(zero, taxonomy, store, k=0)(STATE)
     assert zero.calls[0][1].content == STATE["query"]  # k = 0: the plain query, as before few-shot

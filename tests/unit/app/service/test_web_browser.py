@@ -113,6 +113,11 @@ def test_review_page_in_chromium(served, browser, components) -> None:  # type: 
     assert "修好的进度怎么样了" in card.text and "B:" in card.text and "answered; confirm labels" in card.text
     assert "blocks the answer" in cards[complaint.thread_id].text
 
+    for review in assistant.pending_reviews():  # the page starts from each review's proposal
+        boxes = cards[review.thread_id].find_elements(By.CSS_SELECTOR, "input.pick")
+        ticked = {box.get_attribute("value") for box in boxes if box.is_selected()}
+        assert review.payload["proposed"] and ticked == set(review.payload["proposed"])
+
     browser.find_element(By.ID, "reviewer").send_keys("dora")
     for box in card.find_elements(By.CSS_SELECTOR, "input.pick"):
         if box.is_selected() != (box.get_attribute("value") == "维修进度"):
