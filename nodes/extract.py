@@ -116,7 +116,7 @@ class Extract:
         block = examples_block(list(shots[: self.k])[::-1], self.taxonomy)
         return self.user_template.format(examples=block, query=query)
 
-    def propose(self, state: State, shots: Sequence[Shot], llm_labels: Sequence[str]) -> dict[str, Any]:
+    def fuse(self, state: State, shots: Sequence[Shot], llm_labels: Sequence[str]) -> dict[str, Any]:
         """The path's proposal from the voters' probabilities, the kNN vote and the LLM's labels (app/core/proposal)."""
         opinions: dict[str, Mapping[str, float]] = {
             name: rec["probs"] for name, rec in state.get("votes", {}).items() if rec.get("probs")
@@ -132,7 +132,7 @@ class Extract:
     def __call__(self, state: State, options: RunOptions = NO_OPTIONS) -> dict[str, Any]:
         shots, notes = self.nearest(state["query"])
         out = self.extract(state["query"], shots, options)
-        proposal = self.propose(state, shots, out["llm_labels"])
+        proposal = self.fuse(state, shots, out["llm_labels"])
         return out | {"proposal": proposal["proposal"], "reasons": [*notes, *out["reasons"], *proposal["reasons"]]}
 
     def extract(self, query: str, shots: Sequence[Shot], options: RunOptions) -> dict[str, Any]:

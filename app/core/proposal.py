@@ -62,7 +62,7 @@ def provisional_labels(vote_candidates: Sequence[str], others: Sequence[str], ta
     vote's candidates — what `provisional_reliability` measures — else, when the voters had none, those of every
     other source's labels (the LLM's, the rules'). Not the proposal's: on the demo's escalations its coarse labels are
     right more often (0.84–0.94 vs 0.67–0.70), but trusted that much the soft gate stops admitting dense candidates
-    and recall falls (docs/escalation.md)."""
+    and recall falls (docs/drift.md)."""
     coarse = set(taxonomy.coarse_ids)
     chosen = [label for label in taxonomy.expand(vote_candidates) if label in coarse]
     return chosen or [label for label in taxonomy.expand(others) if label in coarse]

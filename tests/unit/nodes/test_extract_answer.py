@@ -62,7 +62,7 @@ def test_the_proposal_fuses_voters_knn_and_llm_and_needs_no_llm(taxonomy) -> Non
         "B": {"probs": {"屏幕": 0.6, "保修政策": 0.5}, "accepted": []},
     }
     state = {"query": "屏幕碎了能保修吗", "reasons": [], "votes": votes}
-    knn = Extract(None, taxonomy, store).propose(state, store.nearest_text(state["query"], 5), [])  # type: ignore[arg-type]
+    knn = Extract(None, taxonomy, store).fuse(state, store.nearest_text(state["query"], 5), [])  # type: ignore[arg-type]
     out = Extract(fake('{"labels": ["保修政策"]}'), taxonomy, store, k=2)(state)  # type: ignore[arg-type]
     assert out["llm_labels"] == ["售后", "保修政策"] and out["reasons"][-1] == "proposal:A+B+knn+llm"
     assert "屏幕" in out["proposal"]  # both voters and the nearest examples: the LLM's miss is outvoted
