@@ -2,7 +2,7 @@
 
 Unconfirmed labels go to a person: before the answer when any candidate's review mode is before_answer (投诉) or
 nothing is known; otherwise after it — the answer goes out now under the vote's candidates' coarse labels as a soft
-filter (route "provisional"; app/core/proposal.provisional_labels) and the review pauses afterwards. Confirmed label
+filter (route "provisional"; app/core/decision.provisional_labels) and the review pauses afterwards. Confirmed label
 sets are written to the feedback store.
 """
 
@@ -12,9 +12,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from app.core.decision import confirm
+from app.core.decision import confirm, provisional_labels
 from app.core.feedback import FeedbackStore
-from app.core.proposal import provisional_labels
 from app.core.rules import RuleSet
 from app.core.taxonomy import Taxonomy
 from graph.options import NO_OPTIONS, RunOptions

@@ -143,3 +143,15 @@ def confirm(
     if not llm or unconfirmed:
         return Confirmation(False, labels, "unconfirmed", unconfirmed if llm else [])
     return Confirmation(True, labels, "llm+rules" if by_rule else "llm+voter", [])
+
+
+def provisional_labels(vote_candidates: Sequence[str], others: Sequence[str], taxonomy: Taxonomy) -> list[str]:
+    """The coarse labels an escalation's answer is filtered on before its review (route "provisional"): those of the
+    vote's candidates — what `provisional_reliability` measures — else, when the voters had none, those of every
+    other source's labels (the LLM's, the rules'). The one definition the graph (nodes/rules.py), `labelgate train`'s
+    `provisional_precision` and the drift harness share. Not the escalation path's proposal (app/core/proposal.py):
+    on the demo's escalations its coarse labels are right more often (0.84–0.94 vs 0.67–0.70), but trusted that much
+    the soft gate stops admitting dense candidates and recall falls (docs/drift.md)."""
+    coarse = set(taxonomy.coarse_ids)
+    chosen = [label for label in taxonomy.expand(vote_candidates) if label in coarse]
+    return chosen or [label for label in taxonomy.expand(others) if label in coarse]

@@ -13,7 +13,7 @@ right far more often than the LLM's alone, and without an LLM the voters plus kN
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from app.core.taxonomy import Taxonomy
@@ -55,14 +55,3 @@ def propose(opinions: Mapping[str, Mapping[str, float]], taxonomy: Taxonomy, *, 
         best = max(leaves, key=lambda leaf: (means[leaf], -leaves.index(leaf)))
         chosen = [best] if means[best] > 0 else []
     return Proposal(taxonomy.expand(chosen), means, names)
-
-
-def provisional_labels(vote_candidates: Sequence[str], others: Sequence[str], taxonomy: Taxonomy) -> list[str]:
-    """The coarse labels an escalation's answer is filtered on before its review (route "provisional"): those of the
-    vote's candidates — what `provisional_reliability` measures — else, when the voters had none, those of every
-    other source's labels (the LLM's, the rules'). Not the proposal's: on the demo's escalations its coarse labels are
-    right more often (0.84–0.94 vs 0.67–0.70), but trusted that much the soft gate stops admitting dense candidates
-    and recall falls (docs/drift.md)."""
-    coarse = set(taxonomy.coarse_ids)
-    chosen = [label for label in taxonomy.expand(vote_candidates) if label in coarse]
-    return chosen or [label for label in taxonomy.expand(others) if label in coarse]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.core.data import Doc, Example, load_examples
-from app.core.decision import VoteResult, VoterOutput, vote
+from app.core.decision import VoteResult, VoterOutput, provisional_labels, vote
 from app.core.doclabels import label_doc, titled
 from app.core.embedder import load_embedder
 from app.core.errors import ConfigError
@@ -206,8 +206,8 @@ def vote_texts(
 
 
 def served_labels(result: VoteResult, tax: Taxonomy) -> list[str]:
-    """The labels retrieval filters on: the vote's when automatic, else the candidates' coarse labels (provisional)."""
-    return result.labels if result.decision == "auto" else [x for x in result.candidates if x in tax.coarse_ids]
+    """The labels retrieval filters on: the vote's when automatic, else the provisional ones (as the graph's)."""
+    return result.labels if result.decision == "auto" else provisional_labels(result.candidates, (), tax)
 
 
 def label_everything(settings: Settings, data: RetrievalData, opt: DriftOptions, *, cache_dir: Path) -> Labelled:

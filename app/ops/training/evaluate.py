@@ -7,7 +7,7 @@ from typing import Any
 
 from app.core.config import VoteSettings
 from app.core.data import Example
-from app.core.decision import accepted_labels, vote
+from app.core.decision import accepted_labels, provisional_labels, vote
 from app.core.metrics import exact_match, gate_metrics, macro_f1
 from app.core.taxonomy import Taxonomy
 from app.core.voters.base import Voter
@@ -55,10 +55,10 @@ def evaluate(
     gate = gate_metrics(auto, [v.labels for v in votes], gold)
     coarse_gate = gate_metrics(auto, [_coarse(v.labels, taxonomy) for v in votes], [_coarse(g, taxonomy) for g in gold])
     escalated = len(auto) - sum(auto)
-    # an escalation answered before its review is filtered on its candidates' coarse labels (nodes/rules.py): right
-    # when there are some and all are gold (drift_math.source_reliability's "provisional")
+    # an escalation answered before its review is filtered as the graph filters it (nodes/rules.py): right when
+    # there are coarse labels and all are gold (drift_math.source_reliability's "provisional")
     provisional = [
-        bool(coarse := set(_coarse(taxonomy.expand(v.candidates), taxonomy))) and coarse <= set(g)
+        bool(coarse := set(provisional_labels(v.candidates, (), taxonomy))) and coarse <= set(g)
         for v, au, g in zip(votes, auto, gold, strict=True)
         if not au
     ]

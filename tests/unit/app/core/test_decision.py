@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.decision import VoterOutput, accepted_labels, confirm, jaccard, leaf_complete, separation_margin, vote
+from app.core.decision import (
+    VoterOutput,
+    accepted_labels,
+    confirm,
+    jaccard,
+    leaf_complete,
+    provisional_labels,
+    separation_margin,
+    vote,
+)
 from app.core.taxonomy import Taxonomy
 from tests.conftest import ROOT
 
@@ -115,3 +124,14 @@ def test_confirm_policy_cases() -> None:
     assert not unbacked.confirmed and unbacked.unconfirmed == ["服务态度"]
     assert not confirm([], ["活动优惠"], ["活动优惠"], TAXONOMY).confirmed
     assert confirm(["ADMIN"], [], [], TAXONOMY).labels == []
+
+
+@given(
+    voted=st.lists(st.sampled_from(["屏幕", "电池", "活动优惠", "服务态度", "其他", "售后", "ADMIN"]), max_size=3),
+    others=st.lists(st.sampled_from(["屏幕", "活动优惠", "其他", "销售"]), max_size=3),
+)
+def test_provisional_labels_are_the_votes_coarse_else_the_others(voted: list[str], others: list[str]) -> None:
+    coarse = provisional_labels(voted, others, TAXONOMY)
+    assert set(coarse) <= set(TAXONOMY.coarse_ids)
+    from_vote = {TAXONOMY.coarse_of(x) for x in voted if x in TAXONOMY}
+    assert set(coarse) == (from_vote or {TAXONOMY.coarse_of(x) for x in others})

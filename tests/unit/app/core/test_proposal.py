@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.proposal import llm_opinion, propose, provisional_labels
+from app.core.proposal import llm_opinion, propose
 from app.core.taxonomy import Taxonomy
 
 LEAVES = ["屏幕", "电池", "保修政策", "活动优惠", "服务态度", "其他"]
@@ -64,14 +64,3 @@ def test_nothing_above_half_proposes_the_best_leaf_alone(taxonomy: Taxonomy) -> 
 
 def test_llm_opinion_names_known_leaves_only(taxonomy: Taxonomy) -> None:
     assert llm_opinion(["屏幕", "售后", "ADMIN", "其他"], taxonomy) == {"屏幕": 1.0, "其他": 1.0}
-
-
-@given(
-    voted=st.lists(st.sampled_from([*LEAVES, "售后", "ADMIN"]), max_size=3),
-    others=st.lists(st.sampled_from([*LEAVES, "销售"]), max_size=3),
-)
-def test_provisional_labels_are_the_votes_coarse_else_the_others(voted, others, taxonomy) -> None:  # type: ignore[no-untyped-def]
-    coarse = provisional_labels(voted, others, taxonomy)
-    assert set(coarse) <= set(taxonomy.coarse_ids)
-    from_vote = {taxonomy.coarse_of(x) for x in voted if x in taxonomy}
-    assert set(coarse) == (from_vote or {taxonomy.coarse_of(x) for x in others})
